@@ -1,0 +1,30 @@
+"""Exceptions of deepjet-nb.
+
+Every error that a user can cause (a bad argument, a missing file, a branch that is not in a tree, a config
+key that does not exist) is raised as a subclass of :class:`DeepJetError` whose message names the file, tree,
+branch or key at fault. The CLI turns these into one line on stderr and a non-zero exit code.
+"""
+
+
+class DeepJetError(Exception):
+    """Base class of all errors raised on purpose by deepjet-nb."""
+
+
+class ArgumentError(DeepJetError, ValueError):
+    """A function or command-line argument is out of range or of the wrong kind."""
+
+
+class ConfigError(DeepJetError, ValueError):
+    """A data or training configuration is invalid (names the config file and key)."""
+
+
+class InputFileError(DeepJetError):
+    """An input file is missing, corrupt, empty, or lacks a tree or branch (names which)."""
+
+
+class DatasetError(DeepJetError):
+    """A converted dataset is missing, incomplete or inconsistent (names the directory and file)."""
+
+
+class RunError(DeepJetError):
+    """A training run directory is missing, incomplete or does not match the data (names the directory)."""

@@ -1,0 +1,3 @@
+"""Shared fixtures; they live in tests/fixtures/, one module per pipeline stage."""
+
+pytest_plugins = ["fixtures.samples"]
