@@ -63,3 +63,19 @@ INTEGER_BRANCHES = frozenset(
      "TagVarCSV_jetNTracksEtaRel", "TagVarCSV_jetNSecondaryVertices", "TagVarCSV_vertexNTracks")
     + FLAVOUR_FLAGS + FLAVOUR_INTS
 )
+
+# Truth flavour groups used for evaluation and plots: the sum of these flags is 1 for a jet of the group.
+FLAVOUR_GROUPS = {
+    "b": ("isB", "isBB", "isGBB", "isLeptonicB", "isLeptonicB_C"),
+    "c": ("isC", "isCC", "isGCC"),
+    "udsg": ("isUD", "isS", "isG"),
+}
+
+
+def flavour_masks(arrays) -> dict:
+    """Boolean masks {"b", "c", "udsg"} from the raw flavour flags of ``arrays`` (anything indexable by
+    branch name: a dict of numpy arrays, an awkward record array, ...). Undefined jets are in none."""
+    import numpy as np
+
+    return {group: np.sum([np.asarray(arrays[f]) for f in flags], axis=0) > 0
+            for group, flags in FLAVOUR_GROUPS.items()}

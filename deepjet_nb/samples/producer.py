@@ -1,0 +1,284 @@
+"""From Pythia events to a DeepNTuples-schema ROOT file: blocks of events, worker processes, atomic output."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from .._atomic import atomic_path
+from ..errors import ArgumentError
+from . import detector, features, schema, truth
+from .pythia import PROCESSES, EventGenerator, _quiet_stdout, block_seed
+
+BLOCK_EVENTS = 100  # events per block: the unit of seeding, parallelism and progress
+JET_PT_MIN = 20.0
+JET_ETA_MAX = 2.5
+JET_R = 0.4
+GEN_MATCH_DR = 0.4
+
+# jagged groups as written: record name -> (field names, counter branch)
+GROUPS = {
+    "Cpfcan": (features.CPF_FIELDS, "nCpfcand"),
+    "Npfcan": (features.NPF_FIELDS, "nNpfcand"),
+    "sv": (features.SV_FIELDS, "nsv"),
+    "TagVarCSVTrk": (features.CSVTRK_FIELDS, "TagVarCSV_jetNSelectedTracks"),
+    "TagVarCSV": (("trackEtaRel",), "TagVarCSV_jetNTracksEtaRel"),
+}
+_COUNTER_NAMES = {record: counter for record, (_, counter) in GROUPS.items()}
+
+
+@dataclass
+class GenerateSummary:
+    """What :func:`generate` produced."""
+
+    path: Path
+    process: str
+    events: int
+    jets: int
+    seconds: float
+    flavour_counts: dict = field(default_factory=dict)
+
+    def __str__(self):
+        lines = [f"{self.path}: {self.jets} jets from {self.events} {self.process} events in {self.seconds:.1f} s"]
+        width = max(len(k) for k in self.flavour_counts) if self.flavour_counts else 0
+        for name, count in self.flavour_counts.items():
+            lines.append(f"  {name:<{width}}  {count:7d}  {count / max(self.jets, 1):6.1%}")
+        return "\n".join(lines)
+
+
+def _cluster(px, py, pz, e, counts, ptmin):
+    """anti-kT R=0.4 jets of each event: (jet p4 (n,4), jets per event, constituent counts, indices)."""
+    import fastjet
+
+    particles = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}, with_name="Momentum4D"), counts)
+    with _quiet_stdout():  # FastJet prints its banner on first use
+        sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
+        jets = sequence.inclusive_jets(ptmin)
+        consts = sequence.constituent_index(ptmin)
+    p4 = np.stack([ak.to_numpy(ak.flatten(jets[c])) for c in ("px", "py", "pz", "E")], axis=1)
+    n_per_event = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    const_counts = ak.to_numpy(ak.flatten(ak.num(consts, axis=2))).astype(np.int64)
+    const_index = ak.to_numpy(ak.flatten(consts, axis=None)).astype(np.int64)
+    return p4, n_per_event, const_counts, const_index
+
+
+def _eta_phi_pt(p4):
+    pt = np.hypot(p4[:, 0], p4[:, 1])
+    eta = np.arcsinh(p4[:, 2] / np.maximum(pt, 1e-12))
+    phi = np.arctan2(p4[:, 1], p4[:, 0])
+    return eta, phi, pt
+
+
+def _offsets(counts):
+    out = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: float) -> dict:
+    """Generate and reconstruct one block of events; returns the block's branches (numpy / awkward)."""
+    batch = generator.generate(n_events, seed)
+    detector.seed_numba(seed)
+    cand, cand_offsets, _, pv_reco, npv = detector.simulate_candidates(
+        batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e,
+        batch.vx, batch.vy, batch.vz, float(pileup))
+    # cluster the candidates that survive charged-hadron subtraction; all stay available to the features
+    keep = np.nonzero(features.chs_keep(cand, cand_offsets, pv_reco))[0]
+    event_of_cand = np.repeat(np.arange(batch.n_events), np.diff(cand_offsets))
+    kept_offsets = _offsets(np.bincount(event_of_cand[keep], minlength=batch.n_events))
+    C = detector
+    p4, jets_per_event, const_counts, const_index = _cluster(
+        cand[C.C_PX, keep], cand[C.C_PY, keep], cand[C.C_PZ, keep], cand[C.C_E, keep], np.diff(kept_offsets),
+        JET_PT_MIN)
+    eta, phi, pt = _eta_phi_pt(p4)
+    jet_event = np.repeat(np.arange(batch.n_events), jets_per_event)
+    # constituent indices: local to the event among kept candidates -> local to the event among all
+    const_event = np.repeat(jet_event, const_counts)
+    const_index = keep[kept_offsets[const_event] + const_index] - cand_offsets[const_event]
+    const_offsets = _offsets(const_counts)
+    good = (np.abs(eta) < JET_ETA_MAX) & (pt > JET_PT_MIN)
+    # keep the constituents of the selected jets only
+    const_keep = np.repeat(good, const_counts)
+    const_index = const_index[const_keep]
+    const_offsets = _offsets(const_counts[good])
+    p4, eta, phi, jet_event = p4[good], eta[good], phi[good], jet_event[good]
+    jet_offsets = _offsets(np.bincount(jet_event, minlength=batch.n_events))
+
+    flags, hflav, pflav, _, _ = truth.label_jets(
+        batch.offsets, batch.pid, batch.status, batch.mother1, batch.mother2, batch.daughter1, batch.daughter2,
+        batch.px, batch.py, batch.pz, jet_offsets, eta, phi)
+
+    (jets, cpf, cpf_n, csvtrk, csvtrk_n, etarel, etarel_n, npf, npf_n, sv, sv_n) = features.compute_jet_features(
+        cand, cand_offsets, const_offsets, const_index, jet_event, np.ascontiguousarray(p4), pv_reco,
+        pileup > 0)
+
+    gen_pt = _matched_gen_pt(batch, eta, phi, jet_event)
+
+    out = {}
+    for i, name in enumerate(features.JET_COLUMNS):
+        out[name] = jets[:, i]
+    out["gen_pt"] = gen_pt
+    out["npv"] = npv[jet_event]
+    for i, name in enumerate(schema.FLAVOUR_FLAGS):
+        out[name] = flags[:, i]
+    out["jet_hadronFlavour"] = hflav
+    out["jet_partonFlavour"] = pflav
+    lists = {"Cpfcan": (cpf, cpf_n), "Npfcan": (npf, npf_n), "sv": (sv, sv_n), "TagVarCSVTrk": (csvtrk, csvtrk_n),
+             "TagVarCSV": (etarel[:, None], etarel_n)}
+    for record, (content, counts) in lists.items():
+        fields = GROUPS[record][0]
+        out[record] = ak.unflatten(
+            ak.zip({f: content[:, i].astype(np.float32) for i, f in enumerate(fields)}), counts)
+    return _cast(out)
+
+
+def _matched_gen_pt(batch, eta, phi, jet_event):
+    """pT of the nearest generator-level jet (visible final-state particles) within Delta R < 0.4, else 0."""
+    visible = (batch.status > 0) & ~np.isin(np.abs(batch.pid), (12, 14, 16))
+    event_of = np.repeat(np.arange(batch.n_events), np.diff(batch.offsets))
+    counts = np.bincount(event_of[visible], minlength=batch.n_events)
+    gp4, gen_per_event, _, _ = _cluster(batch.px[visible], batch.py[visible], batch.pz[visible], batch.e[visible],
+                                        counts, 10.0)
+    geta, gphi, gpt = _eta_phi_pt(gp4)
+    gen_offsets = _offsets(gen_per_event)
+    out = np.zeros(len(eta))
+    for j in range(len(eta)):
+        lo, hi = gen_offsets[jet_event[j]], gen_offsets[jet_event[j] + 1]
+        if hi == lo:
+            continue
+        dphi = (gphi[lo:hi] - phi[j] + np.pi) % (2 * np.pi) - np.pi
+        dr = np.hypot(geta[lo:hi] - eta[j], dphi)
+        k = np.argmin(dr)
+        if dr[k] < GEN_MATCH_DR:
+            out[j] = gpt[lo + k]
+    return out
+
+
+def _cast(out: dict) -> dict:
+    for name, value in out.items():
+        if isinstance(value, np.ndarray):
+            out[name] = value.astype(np.int32 if name in schema.INTEGER_BRANCHES else np.float32)
+    return out
+
+
+def _worker(process, pthat_min, pileup, seed, blocks, queue):
+    """Worker process: generate the given blocks in order, put each result on the queue."""
+    try:
+        generator = EventGenerator(process, pthat_min)
+        for block, n_events in blocks:
+            result = process_block(generator, n_events, block_seed(seed, block), pileup)
+            queue.put((block, n_events, result))
+    except BaseException as err:  # report to the parent, which raises
+        queue.put((-1, 0, f"{type(err).__name__}: {err}"))
+
+
+def _plan(events: int) -> list[tuple[int, int]]:
+    n_blocks = -(-events // BLOCK_EVENTS)
+    return [(b, min(BLOCK_EVENTS, events - b * BLOCK_EVENTS)) for b in range(n_blocks)]
+
+
+def validate_arguments(process, events, out, jobs, pthat_min, pileup):
+    if process not in PROCESSES:
+        raise ArgumentError(f"unknown process {process!r}; choose one of {', '.join(PROCESSES)}")
+    if not isinstance(events, (int, np.integer)) or events <= 0:
+        raise ArgumentError(f"number of events must be a positive integer, got {events!r}")
+    if jobs < 1:
+        raise ArgumentError(f"--jobs must be at least 1, got {jobs}")
+    if pthat_min is not None and pthat_min < 0:
+        raise ArgumentError(f"--pthat-min must be >= 0, got {pthat_min}")
+    if pileup < 0:
+        raise ArgumentError(f"--pileup must be >= 0, got {pileup}")
+    out = Path(out)
+    if out.suffix != ".root":
+        raise ArgumentError(f"output file {str(out)!r} must end in .root")
+    parent = out.parent if str(out.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)) or not probe.is_dir():
+        raise ArgumentError(f"cannot write {str(out)!r}: directory {str(probe)!r} is not writable")
+    return out
+
+
+def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pthat_min: float | None = None,
+             pileup: float = 0.0, progress: bool = True) -> GenerateSummary:
+    """Generate ``events`` Pythia 8 events of ``process`` ("ttbar" or "qcd") and write their jets to ``out``.
+
+    One entry per anti-kT R=0.4 jet with pT > 20 GeV and |eta| < 2.5 in tree ``deepntuplizer/tree`` with the
+    branches of :mod:`deepjet_nb.samples.schema`. Events are produced in blocks of ``BLOCK_EVENTS``, each
+    seeded from (``seed``, block index), over ``jobs`` worker processes; the same arguments give the same
+    file content. The file appears only when complete.
+
+    Raises :class:`~deepjet_nb.errors.ArgumentError` for an unknown process, a non-positive number of
+    events or an unwritable output path.
+    """
+    out = validate_arguments(process, events, out, jobs, pthat_min, pileup)
+    start = time.perf_counter()
+    plan = _plan(int(events))
+    jobs = min(jobs, len(plan))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=int(events), unit="ev", desc=f"generate {process}", disable=not progress)
+    counts = dict.fromkeys(schema.FLAVOUR_FLAGS, 0)
+    n_jets = 0
+    with atomic_path(out) as tmp:
+        import uproot
+
+        with uproot.recreate(tmp) as file:
+            tree = None
+            for block_result in _results(process, pthat_min, pileup, seed, plan, jobs):
+                n_events, data = block_result
+                if tree is None:
+                    tree = file.mktree(schema.TREE, _branch_types(data), counter_name=_COUNTER_NAMES.__getitem__)
+                if len(data["jet_pt"]):
+                    tree.extend(data)
+                n_jets += len(data["jet_pt"])
+                for flag in schema.FLAVOUR_FLAGS:
+                    counts[flag] += int(np.sum(data[flag]))
+                bar.update(n_events)
+    bar.close()
+    return GenerateSummary(out, process, int(events), n_jets, time.perf_counter() - start, counts)
+
+
+def _branch_types(data):
+    types = {}
+    for name, value in data.items():
+        types[name] = value.dtype if isinstance(value, np.ndarray) else value.type
+    return types
+
+
+def _results(process, pthat_min, pileup, seed, plan, jobs):
+    """Yield (n_events, branches) per block, in block order, from this process or ``jobs`` workers."""
+    if jobs == 1:
+        generator = EventGenerator(process, pthat_min)
+        for block, n_events in plan:
+            yield n_events, process_block(generator, n_events, block_seed(seed, block), pileup)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue(maxsize=4 * jobs)
+    workers = [ctx.Process(target=_worker, args=(process, pthat_min, pileup, seed, plan[w::jobs], queue), daemon=True)
+               for w in range(jobs)]
+    for w in workers:
+        w.start()
+    pending = {}
+    next_block = 0
+    try:
+        while next_block < len(plan):
+            block, n_events, result = queue.get()
+            if block < 0:
+                raise RuntimeError(f"a generator worker failed: {result}")
+            pending[block] = (n_events, result)
+            while next_block in pending:
+                yield pending.pop(next_block)
+                next_block += 1
+    finally:
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+            w.join()

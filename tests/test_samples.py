@@ -1,0 +1,234 @@
+"""The Pythia 8 sample producer: schema, flavour truth, physics ordering between flavours, reproducibility,
+errors. Physics checks run on the shared small ttbar / QCD samples (tests/fixtures/samples.py)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from deepjet_nb.errors import ArgumentError
+from deepjet_nb.samples import generate, schema
+
+B_MASS = 5.28
+
+
+@pytest.fixture(scope="module")
+def ttbar(ttbar_sample):
+    return uproot.open(ttbar_sample)[schema.TREE].arrays()
+
+
+@pytest.fixture(scope="module")
+def qcd(qcd_sample):
+    return uproot.open(qcd_sample)[schema.TREE].arrays()
+
+
+@pytest.fixture(scope="module")
+def masks(ttbar):
+    return schema.flavour_masks(ttbar)
+
+
+def nth_highest(jagged, n, default=-10.0):
+    ordered = ak.sort(jagged, ascending=False)
+    return ak.to_numpy(ak.fill_none(ak.pad_none(ordered, n, clip=True)[:, n - 1], default))
+
+
+def test_every_schema_branch_is_written_with_its_type(ttbar_sample):
+    tree = uproot.open(ttbar_sample)[schema.TREE]
+    assert set(schema.ALL_BRANCHES) <= set(tree.keys())
+    for name in schema.SCALARS:
+        kind = tree[name].array(entry_stop=1).type.content
+        assert str(kind) == ("int32" if name in schema.INTEGER_BRANCHES else "float32"), name
+    assert tree.num_entries > 500
+
+
+def test_jets_pass_the_kinematic_selection(ttbar):
+    assert ak.all(ttbar.jet_pt > 20) and ak.all(abs(ttbar.jet_eta) < 2.5)
+    matched = ak.to_numpy(ttbar.gen_pt) > 0
+    assert matched.mean() > 0.95
+    response = ak.to_numpy(ttbar.jet_pt)[matched] / ak.to_numpy(ttbar.gen_pt)[matched]
+    assert 0.85 < np.median(response) < 1.05
+
+
+def test_counters_equal_list_lengths(ttbar):
+    for group, counter in schema.COUNTERS.items():
+        for branch in group:
+            assert np.array_equal(ak.to_numpy(ak.num(ttbar[branch])), ak.to_numpy(ttbar[counter])), branch
+
+
+def test_all_values_are_finite(ttbar):
+    for name in schema.ALL_BRANCHES:
+        values = ak.to_numpy(ak.flatten(ttbar[name], axis=None))
+        assert np.all(np.isfinite(values)), name
+
+
+def test_exactly_one_flavour_flag_per_jet(ttbar, qcd):
+    for arrays in (ttbar, qcd):
+        total = sum(ak.to_numpy(arrays[f]) for f in schema.FLAVOUR_FLAGS)
+        assert np.all(total == 1)
+
+
+def test_hadron_flavour_agrees_with_flags(ttbar, masks):
+    hflav = ak.to_numpy(ttbar.jet_hadronFlavour)
+    assert np.all(hflav[masks["b"]] == 5)
+    assert np.all(hflav[masks["c"]] == 4)
+    assert np.all(hflav[masks["udsg"]] == 0)
+    pflav = np.abs(ak.to_numpy(ttbar.jet_partonFlavour))
+    assert np.all(pflav[ak.to_numpy(ttbar.isG) == 1] == 21)
+    assert np.all(np.isin(pflav[ak.to_numpy(ttbar.isUD) == 1], (1, 2)))
+
+
+def test_ttbar_flavour_fractions_are_plausible(masks):
+    fractions = {k: v.mean() for k, v in masks.items()}
+    # ttbar -> b b W W: about two b jets out of 4-7 selected jets; c from W -> cs; the rest light/gluon
+    assert 0.2 < fractions["b"] < 0.45, fractions
+    assert 0.05 < fractions["c"] < 0.2, fractions
+    assert 0.35 < fractions["udsg"] < 0.7, fractions
+
+
+def test_leptonic_b_fraction_matches_semileptonic_branching(ttbar, masks):
+    leptonic = (ak.to_numpy(ttbar.isLeptonicB) + ak.to_numpy(ttbar.isLeptonicB_C)).sum()
+    single_b = leptonic + ak.to_numpy(ttbar.isB).sum()
+    # BR(b -> l X) ~ 2 x 10.7 % direct plus ~ 2 x 8 % via charm: about 35-40 % of single-B jets
+    assert 0.25 < leptonic / single_b < 0.5
+
+
+def test_qcd_sample_has_gluon_jets_and_gluon_splitting(qcd):
+    masks = schema.flavour_masks(qcd)
+    assert masks["udsg"].mean() > 0.7
+    assert ak.to_numpy(qcd.isG).mean() > 0.25
+    # g -> bb / cc with both hadrons in one jet is rare but present in a few thousand QCD jets
+    splitting = (ak.to_numpy(qcd.isGBB) + ak.to_numpy(qcd.isGCC) + ak.to_numpy(qcd.isCC) + ak.to_numpy(qcd.isBB))
+    assert splitting.sum() >= 1
+
+
+def test_impact_parameter_significance_orders_b_above_c_above_light(ttbar, masks):
+    second = nth_highest(ttbar.TagVarCSVTrk_trackSip3dSig, 2)
+    med = {k: np.median(second[m]) for k, m in masks.items()}
+    assert med["b"] > med["c"] + 1.0 > med["udsg"] + 1.0, med
+    # signed impact parameters: light-jet tracks are symmetric around zero, b-jet tracks positive
+    light = ak.to_numpy(ak.flatten(ttbar.Cpfcan_BtagPf_trackSip2dSig[masks["udsg"]]))
+    heavy = ak.to_numpy(ak.flatten(ttbar.Cpfcan_BtagPf_trackSip2dSig[masks["b"]]))
+    assert abs(np.median(light)) < 0.3
+    assert np.mean(heavy > 3) > 3 * np.mean(light > 3)
+    # light-jet core is unit-width (resolutions are consistent), with non-Gaussian tails
+    core = light[np.abs(light) < 3]
+    assert 0.8 < core.std() < 1.3
+    assert 0.01 < np.mean(np.abs(light) > 5) < 0.1
+
+
+def test_mistag_is_realistic_not_perfect(ttbar, masks):
+    """Track counting at 1 % light mistag stays in the CMS ballpark (about 50-60 %), far from perfect."""
+    second = nth_highest(ttbar.TagVarCSVTrk_trackSip3dSig, 2)
+    cut = np.quantile(second[masks["udsg"]], 0.99)
+    eff_b = np.mean(second[masks["b"]] > cut)
+    assert 0.35 < eff_b < 0.8, eff_b
+
+
+def test_secondary_vertices_are_found_far_more_often_in_b_jets(ttbar, masks):
+    has_sv = ak.to_numpy(ttbar.nsv) > 0
+    rate = {k: has_sv[m].mean() for k, m in masks.items()}
+    assert rate["b"] > 0.45, rate
+    assert rate["b"] > rate["c"] > rate["udsg"], rate
+    assert rate["b"] > 5 * rate["udsg"], rate
+    category = ak.to_numpy(ttbar.TagVarCSV_vertexCategory)
+    assert np.array_equal(category == 0, has_sv)
+    assert set(np.unique(category)) <= {0, 1, 2}
+
+
+def test_b_jet_vertex_masses_lie_below_the_b_mass(ttbar, masks):
+    mass = ak.to_numpy(ak.flatten(ttbar.sv_mass[masks["b"]]))
+    assert len(mass) > 50
+    assert np.all(mass < 6.5)  # the IVF mass cut
+    assert np.quantile(mass, 0.95) < B_MASS
+    assert np.median(mass) > np.median(ak.to_numpy(ak.flatten(ttbar.sv_mass[masks["udsg"]])) if
+                                       ak.sum(ttbar.nsv[masks["udsg"]]) else 0)
+    assert np.all(ak.to_numpy(ak.flatten(ttbar.sv_dxysig)) > 3)
+    assert np.all(ak.to_numpy(ak.flatten(ttbar.sv_ntracks)) >= 2)
+
+
+def test_same_seed_gives_the_same_file_content(tmp_path):
+    first = generate("ttbar", events=40, out=tmp_path / "a.root", seed=7, progress=False)
+    generate("ttbar", events=40, out=tmp_path / "b.root", seed=7, progress=False)
+    generate("ttbar", events=40, out=tmp_path / "c.root", seed=8, progress=False)
+    a, b, c = (uproot.open(tmp_path / f"{n}.root")[schema.TREE].arrays() for n in "abc")
+    assert first.jets == len(a) > 0
+    for name in schema.ALL_BRANCHES:
+        assert ak.all(a[name] == b[name]), name
+    assert len(a) != len(c) or not ak.all(a.jet_pt == c.jet_pt)
+
+
+def test_pileup_adds_vertices_and_pileup_tracks(tmp_path):
+    generate("ttbar", events=40, out=tmp_path / "pu.root", seed=3, pileup=30, progress=False)
+    arrays = uproot.open(tmp_path / "pu.root")[schema.TREE].arrays()
+    assert 15 < np.mean(ak.to_numpy(arrays.npv)) < 30
+    puppi = ak.to_numpy(ak.flatten(arrays.Npfcan_puppiw))
+    assert puppi.min() < 0.5 <= puppi.max()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(process="zjets", events=10), "unknown process 'zjets'"),
+        (dict(process="ttbar", events=0), "positive integer"),
+        (dict(process="ttbar", events=-5), "positive integer"),
+        (dict(process="ttbar", events=10, jobs=0), "--jobs"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(tmp_path, kwargs, message):
+    with pytest.raises(ArgumentError, match=message):
+        generate(out=tmp_path / "x.root", progress=False, **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+def test_unwritable_output_is_refused(tmp_path):
+    not_a_dir = tmp_path / "file.txt"
+    not_a_dir.write_text("x")
+    with pytest.raises(ArgumentError, match="cannot write"):
+        generate("ttbar", events=10, out=not_a_dir / "x.root", progress=False)
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "deepjet_nb", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_cli_reports_bad_arguments_in_one_line_with_nonzero_exit(tmp_path):
+    for args in (["--process", "wjets", "--events", "5"], ["--process", "ttbar", "--events", "0"],
+                 ["--process", "ttbar", "--events", "5", "--out", str(tmp_path / "f.txt" / "x.root")]):
+        if "--out" not in args:
+            args = [*args, "--out", str(tmp_path / "x.root")]
+        (tmp_path / "f.txt").write_text("")
+        result = run_cli("generate", *args)
+        assert result.returncode != 0
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("deepjet-nb generate: error:"), result.stderr
+    assert not (tmp_path / "x.root").exists()
+
+
+def test_cli_generates_and_prints_a_flavour_summary(tmp_path):
+    out = tmp_path / "cli.root"
+    result = run_cli("generate", "--process", "ttbar", "--events", "30", "--seed", "5", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "isB" in result.stdout and "jets from 30 ttbar events" in result.stdout
+    assert uproot.open(out)[schema.TREE].num_entries > 0
+
+
+def test_interrupted_generation_leaves_no_file(tmp_path):
+    out = tmp_path / "big.root"
+    proc = subprocess.Popen([sys.executable, "-m", "deepjet_nb", "generate", "--process", "ttbar", "--events",
+                             "100000", "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    # wait until the temporary output exists, i.e. events are being written
+    while time.time() < deadline and not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir()):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "interrupted" in err
+    assert os.listdir(tmp_path) == []
