@@ -28,10 +28,12 @@ def atomic_path(destination: str | os.PathLike, *, directory: bool = False):
     parent.mkdir(parents=True, exist_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{destination.name}.", dir=parent))
+        os.chmod(tmp, 0o777 & ~_umask())
     else:
         fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{destination.name}.", dir=parent)
         os.close(fd)
         tmp = Path(name)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         if directory and destination.is_dir():
@@ -44,6 +46,12 @@ def atomic_path(destination: str | os.PathLike, *, directory: bool = False):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_text_atomic(destination: str | os.PathLike, text: str) -> None:

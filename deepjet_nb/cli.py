@@ -14,7 +14,7 @@ import sys
 
 from .errors import DeepJetError
 
-STAGES = ("samples", "convert", "train")
+STAGES = ("samples", "convert", "train", "predict", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -152,10 +152,10 @@ def test_b_jet_vertex_masses_lie_below_the_b_mass(ttbar, masks):
     assert np.all(ak.to_numpy(ak.flatten(ttbar.sv_ntracks)) >= 2)
 
 
-def test_same_seed_gives_the_same_file_content(tmp_path):
-    first = generate("ttbar", events=40, out=tmp_path / "a.root", seed=7, progress=False)
-    generate("ttbar", events=40, out=tmp_path / "b.root", seed=7, progress=False)
-    generate("ttbar", events=40, out=tmp_path / "c.root", seed=8, progress=False)
+def test_same_seed_gives_the_same_file_content_whatever_the_number_of_jobs(tmp_path):
+    first = generate("ttbar", events=150, out=tmp_path / "a.root", seed=7, progress=False)
+    generate("ttbar", events=150, out=tmp_path / "b.root", seed=7, jobs=2, progress=False)
+    generate("ttbar", events=150, out=tmp_path / "c.root", seed=8, progress=False)
     a, b, c = (uproot.open(tmp_path / f"{n}.root")[schema.TREE].arrays() for n in "abc")
     assert first.jets == len(a) > 0
     for name in schema.ALL_BRANCHES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue as queue_module
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +261,10 @@ def _results(process, pthat_min, pileup, seed, plan, jobs):
         for block, n_events in plan:
             yield n_events, process_block(generator, n_events, block_seed(seed, block), pileup)
         return
-    ctx = multiprocessing.get_context("spawn")
+    # fork where available: "spawn" re-executes a user's script that lacks a __main__ guard; the workers use
+    # only Pythia, numba and numpy, never state (threads, TensorFlow) that the parent may hold
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     queue = ctx.Queue(maxsize=4 * jobs)
     workers = [ctx.Process(target=_worker, args=(process, pthat_min, pileup, seed, plan[w::jobs], queue), daemon=True)
                for w in range(jobs)]
@@ -270,7 +274,14 @@ def _results(process, pthat_min, pileup, seed, plan, jobs):
     next_block = 0
     try:
         while next_block < len(plan):
-            block, n_events, result = queue.get()
+            try:
+                block, n_events, result = queue.get(timeout=1.0)
+            except queue_module.Empty:
+                # a worker killed from outside (or dying before it can report) must not hang the parent
+                dead = [w for w in workers if w.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a generator worker died with exit code {dead[0].exitcode}") from None
+                continue
             if block < 0:
                 raise RuntimeError(f"a generator worker failed: {result}")
             pending[block] = (n_events, result)

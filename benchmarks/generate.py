@@ -1,0 +1,58 @@
+"""Speed of the sample producer against Pythia alone, side by side in one run (single process each).
+
+Prints one JSON line last: events_per_s, jets_per_s (full producer: Pythia + detector model + jets +
+vertexing + ROOT output), pythia_only_events_per_s (the same Pythia settings, events discarded), and
+ratio = events_per_s / pythia_only_events_per_s (target >= 0.5).
+
+    python benchmarks/generate.py [--process ttbar] [--events 1000]
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from deepjet_nb.samples import generate
+from deepjet_nb.samples.producer import BLOCK_EVENTS
+from deepjet_nb.samples.pythia import EventGenerator, block_seed
+
+
+def pythia_only(process: str, events: int, seed: int) -> float:
+    generator = EventGenerator(process)
+    start = time.perf_counter()
+    done = 0
+    block = 0
+    while done < events:
+        n = min(BLOCK_EVENTS, events - done)
+        done += generator.generate_only(n, block_seed(seed, block))
+        block += 1
+    return done / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--process", default="ttbar")
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        # warm-up: numba compilation (cached on disk after the first run) is not part of the rate
+        generate(args.process, 20, Path(tmp) / "warmup.root", seed=args.seed, progress=False)
+        summary = generate(args.process, args.events, Path(tmp) / "bench.root", seed=args.seed, progress=False)
+    reference = pythia_only(args.process, args.events, args.seed)
+    events_per_s = args.events / summary.seconds
+    result = {
+        "process": args.process,
+        "events": args.events,
+        "jets": summary.jets,
+        "events_per_s": round(events_per_s, 1),
+        "jets_per_s": round(summary.jets / summary.seconds, 1),
+        "pythia_only_events_per_s": round(reference, 1),
+        "ratio": round(events_per_s / reference, 3),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,453 @@
+"""Data configs: one YAML file describes inputs, classes, selection, spectators, preprocessing and weights.
+
+The converter, the dataset reader and the model builders derive everything from the validated
+:class:`DataConfig` (weaver-style: the config is the single source of truth). Shipped configs live in
+``deepjet_nb/configs/`` and are selected by name (``"deepjet"``, ``"deepcsv"``); any other config by path.
+
+Example::
+
+    >>> from deepjet_nb.config import load_config
+    >>> cfg = load_config("deepjet")
+    >>> [g.name for g in cfg.inputs], cfg.class_names
+    (['global', 'cpf', 'npf', 'sv'], ('B', 'BB', 'LeptB', 'C', 'UDS', 'G'))
+
+Every problem raises :class:`~deepjet_nb.errors.ConfigError` naming the config file and the key or branch.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+from .samples import schema
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+# Derived spectators: name -> (jagged branch, n) meaning "n-th largest value per jet, default -10".
+# trackCounting_sip3dSig2 is the classic track-counting b tagger (second-highest 3D IP significance).
+DERIVED_SPECTATORS = {"trackCounting_sip3dSig2": ("TagVarCSVTrk_trackSip3dSig", 2)}
+DERIVED_DEFAULT = -10.0
+REQUIRED_SPECTATORS = ("jet_pt", "jet_eta", *schema.FLAVOUR_FLAGS, "trackCounting_sip3dSig2")
+
+_TOP_KEYS = {"name", "tree", "selection", "classes", "inputs", "spectators", "preprocessing", "weighting"}
+_GROUP_KEYS = {"branches", "max_length", "sort_by", "descending", "pad_value"}
+_PRE_KEYS = {"fraction", "clip", "default_values", "replace_with"}
+_WEIGHT_KEYS = {"mode", "reference_class", "apply", "seed", "pt_edges", "eta_edges", "pt_branch", "eta_branch"}
+_WEIGHT_MODES = ("reference", "flat", "none")
+_WEIGHT_APPLY = ("resample", "weight")
+
+
+@dataclass(frozen=True)
+class InputGroup:
+    """One model input: scalars (``max_length`` None, shape ``[n]``) or padded object lists."""
+
+    name: str
+    branches: tuple[str, ...]
+    max_length: int | None = None
+    sort_by: str | None = None
+    descending: bool = True
+    pad_value: float = 0.0
+
+    @property
+    def jagged(self) -> bool:
+        return self.max_length is not None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        n = len(self.branches)
+        return (self.max_length, n) if self.jagged else (n,)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Standardisation on a ``fraction`` of jets, clipping and replacement of NaN/inf/default values."""
+
+    fraction: float = 0.1
+    clip: float = 5.0
+    default_values: tuple[float, ...] = (-999.0,)
+    replace_with: float = 0.0
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """pT–η reweighting per class (REFERENCE.md §3): ``mode`` reference/flat/none, ``apply`` resample/weight."""
+
+    mode: str = "none"
+    apply: str = "resample"
+    reference_class: str | None = None
+    seed: int = 42
+    pt_edges: tuple[float, ...] = ()
+    eta_edges: tuple[float, ...] = ()
+    pt_branch: str = "jet_pt"
+    eta_branch: str = "jet_eta"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A validated data config. ``source`` is the file it came from (not part of the hash)."""
+
+    name: str
+    tree: str
+    selection: str | None
+    classes: dict[str, tuple[str, ...]]
+    inputs: tuple[InputGroup, ...]
+    spectators: tuple[str, ...]
+    preprocessing: Preprocessing
+    weighting: Weighting
+    source: str = field(default="<dict>", compare=False)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.classes)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Every truth flag used by a class, in class order."""
+        return tuple(f for flags in self.classes.values() for f in flags)
+
+    def group(self, name: str) -> InputGroup:
+        for g in self.inputs:
+            if g.name == name:
+                return g
+        raise ConfigError(f"{self.source}: no input group {name!r}")
+
+    @property
+    def selection_branches(self) -> tuple[str, ...]:
+        return _selection_names(self.selection, self.source) if self.selection else ()
+
+    def scalar_branches(self) -> tuple[str, ...]:
+        """Scalar branches to read: selection, weighting, spectators, flags and scalar input groups."""
+        names = [*self.selection_branches, self.weighting.pt_branch, self.weighting.eta_branch,
+                 *schema.FLAVOUR_FLAGS]
+        names += [s for s in self.spectators if s not in DERIVED_SPECTATORS]
+        for g in self.inputs:
+            if not g.jagged:
+                names += g.branches
+        return tuple(dict.fromkeys(names))
+
+    def jagged_branches(self) -> tuple[str, ...]:
+        """Jagged branches to read: jagged input groups (with sort keys) and derived-spectator sources."""
+        names = []
+        for g in self.inputs:
+            if g.jagged:
+                names += g.branches
+                if g.sort_by:
+                    names.append(g.sort_by)
+        names += [DERIVED_SPECTATORS[s][0] for s in self.spectators if s in DERIVED_SPECTATORS]
+        return tuple(dict.fromkeys(names))
+
+    def to_dict(self) -> dict:
+        """Plain dict (YAML/JSON-ready) that :func:`config_from_dict` turns back into this config."""
+        return {
+            "name": self.name,
+            "tree": self.tree,
+            "selection": self.selection,
+            "classes": {k: list(v) for k, v in self.classes.items()},
+            "inputs": {
+                g.name: ({"branches": list(g.branches)} if not g.jagged else
+                         {"branches": list(g.branches), "max_length": g.max_length, "sort_by": g.sort_by,
+                          "descending": g.descending, "pad_value": g.pad_value})
+                for g in self.inputs
+            },
+            "spectators": list(self.spectators),
+            "preprocessing": {**dataclasses.asdict(self.preprocessing),
+                              "default_values": list(self.preprocessing.default_values)},
+            "weighting": {**dataclasses.asdict(self.weighting),
+                          "pt_edges": list(self.weighting.pt_edges),
+                          "eta_edges": list(self.weighting.eta_edges)},
+        }
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON of :meth:`to_dict` (same content → same hash, whatever the file)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def replace(self, **changes) -> DataConfig:
+        """A copy with top-level fields changed, e.g. ``cfg.replace(preprocessing=...)``."""
+        return dataclasses.replace(self, **changes)
+
+    def with_fraction(self, fraction: float) -> DataConfig:
+        """A copy whose statistics use ``fraction`` of the jets (validated)."""
+        pre = dataclasses.replace(self.preprocessing, fraction=fraction)
+        new = dataclasses.replace(self, preprocessing=pre)
+        _check_fraction(fraction, new.source)
+        return new
+
+
+def load_config(name_or_path: str | os.PathLike | DataConfig) -> DataConfig:
+    """Load and validate a data config: a shipped name (``"deepjet"``, ``"deepcsv"``) or a YAML path.
+
+    Raises :class:`ConfigError` for an unknown name, a missing or unparsable file, an unknown key or branch,
+    or an inconsistent value; the message names the file and the key.
+    """
+    if isinstance(name_or_path, DataConfig):
+        return name_or_path
+    text = str(name_or_path)
+    shipped = CONFIG_DIR / f"{text}.yaml"
+    if os.sep not in text and not text.endswith((".yaml", ".yml")) and shipped.is_file():
+        path = shipped
+    else:
+        path = Path(text)
+        if not path.is_file():
+            names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+            raise ConfigError(f"{text}: no such config file and not a shipped config (shipped: {names})")
+    import yaml  # local: keeps `import deepjet_nb.config` light for readers that pass dicts
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
+    """Validate a config given as a dict (as in the YAML file or a manifest's ``config``)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a data config must be a mapping, got {type(raw).__name__}")
+    _check_keys(raw, _TOP_KEYS, source, "")
+    for key in ("name", "classes", "inputs"):
+        if key not in raw:
+            raise ConfigError(f"{source}: missing key {key!r}")
+    tree = raw.get("tree", schema.TREE)
+
+    classes = {}
+    if not isinstance(raw["classes"], dict) or not raw["classes"]:
+        raise ConfigError(f"{source}: 'classes' must map class names to lists of truth flags")
+    for cls, flags in raw["classes"].items():
+        flags = [flags] if isinstance(flags, str) else flags
+        for flag in flags or ():
+            if flag not in schema.FLAVOUR_FLAGS:
+                raise ConfigError(f"{source}: classes.{cls}: unknown truth flag {flag!r} "
+                                  f"(known: {', '.join(schema.FLAVOUR_FLAGS)})")
+        if not flags:
+            raise ConfigError(f"{source}: classes.{cls}: no truth flags")
+        classes[str(cls)] = tuple(flags)
+    used = [f for flags in classes.values() for f in flags]
+    dup = sorted({f for f in used if used.count(f) > 1})
+    if dup:
+        raise ConfigError(f"{source}: classes: flag {dup[0]!r} is in more than one class")
+
+    if not isinstance(raw["inputs"], dict) or not raw["inputs"]:
+        raise ConfigError(f"{source}: 'inputs' must map group names to group definitions")
+    inputs = tuple(_parse_group(name, spec, source) for name, spec in raw["inputs"].items())
+
+    selection = raw.get("selection")
+    if selection is not None:
+        _selection_names(str(selection), source)  # validates syntax and branch names
+        selection = str(selection)
+
+    spectators = list(raw.get("spectators") or ())
+    for s in spectators:
+        if s not in DERIVED_SPECTATORS and s not in schema.SCALARS:
+            raise ConfigError(f"{source}: spectators: unknown branch {s!r} (spectators are scalar branches "
+                              f"or one of {sorted(DERIVED_SPECTATORS)})")
+    spectators = tuple(dict.fromkeys([*REQUIRED_SPECTATORS, *spectators]))
+
+    pre_raw = raw.get("preprocessing") or {}
+    _check_keys(pre_raw, _PRE_KEYS, source, "preprocessing.")
+    pre = Preprocessing(
+        fraction=_number(pre_raw, "fraction", 0.1, source, "preprocessing."),
+        clip=_number(pre_raw, "clip", 5.0, source, "preprocessing."),
+        default_values=tuple(float(v) for v in pre_raw.get("default_values", (-999.0,))),
+        replace_with=_number(pre_raw, "replace_with", 0.0, source, "preprocessing."),
+    )
+    _check_fraction(pre.fraction, source)
+    if pre.clip < 0:
+        raise ConfigError(f"{source}: preprocessing.clip must be >= 0 (0 disables), got {pre.clip}")
+
+    w_raw = raw.get("weighting") or {"mode": "none"}
+    _check_keys(w_raw, _WEIGHT_KEYS, source, "weighting.")
+    weighting = Weighting(
+        mode=str(w_raw.get("mode", "none")),
+        apply=str(w_raw.get("apply", "resample")),
+        reference_class=w_raw.get("reference_class"),
+        seed=int(w_raw.get("seed", 42)),
+        pt_edges=tuple(float(v) for v in w_raw.get("pt_edges", ())),
+        eta_edges=tuple(float(v) for v in w_raw.get("eta_edges", ())),
+        pt_branch=str(w_raw.get("pt_branch", "jet_pt")),
+        eta_branch=str(w_raw.get("eta_branch", "jet_eta")),
+    )
+    _check_weighting(weighting, classes, source)
+
+    return DataConfig(name=str(raw["name"]), tree=str(tree), selection=selection, classes=classes,
+                      inputs=inputs, spectators=spectators, preprocessing=pre, weighting=weighting,
+                      source=source)
+
+
+# --- selection expressions ------------------------------------------------------------------------------
+
+_BINOPS = {ast.BitAnd: np.logical_and, ast.BitOr: np.logical_or, ast.Add: np.add, ast.Sub: np.subtract,
+           ast.Mult: np.multiply, ast.Div: np.divide}
+_CMPOPS = {ast.Gt: np.greater, ast.GtE: np.greater_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
+           ast.Eq: np.equal, ast.NotEq: np.not_equal}
+_FUNCS = {"abs": np.abs}
+
+
+def evaluate_selection(expression: str, arrays: dict, source: str = "<selection>") -> np.ndarray:
+    """Boolean mask from a selection expression over scalar branches (numpy arrays in ``arrays``).
+
+    Grammar: names, numbers, ``+ - * /``, comparisons (chained too), ``& | ~``, ``and or not``, ``abs()``.
+    No Python ``eval``: only these nodes are accepted.
+    """
+    tree = _parse_selection(expression, source)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(_eval(tree.body, arrays), dtype=bool)
+
+
+def _parse_selection(expression: str, source: str) -> ast.Expression:
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as err:
+        raise ConfigError(f"{source}: selection {expression!r}: invalid syntax ({err.msg})") from None
+    for node in ast.walk(tree):
+        ok = isinstance(node, (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name,
+                               ast.Constant, ast.Call, ast.Load, ast.And, ast.Or, ast.Not, ast.Invert,
+                               ast.USub, ast.UAdd, *_BINOPS, *_CMPOPS))
+        if isinstance(node, ast.Call):
+            ok = isinstance(node.func, ast.Name) and node.func.id in _FUNCS and len(node.args) == 1
+        if isinstance(node, ast.Constant):
+            ok = isinstance(node.value, (int, float, bool))
+        if not ok:
+            raise ConfigError(f"{source}: selection {expression!r}: unsupported element "
+                              f"{ast.unparse(node) if hasattr(node, 'lineno') else type(node).__name__!r}")
+    return tree
+
+
+def _selection_names(expression: str, source: str) -> tuple[str, ...]:
+    tree = _parse_selection(expression, source)
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls]
+    for name in names:
+        if name not in schema.SCALARS:
+            raise ConfigError(f"{source}: selection: unknown branch {name!r} (only scalar branches)")
+    return tuple(dict.fromkeys(names))
+
+
+def _eval(node, arrays):
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return arrays[node.id]
+    if isinstance(node, ast.Call):
+        return _FUNCS[node.func.id](_eval(node.args[0], arrays))
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, arrays)
+        if isinstance(node.op, (ast.Not, ast.Invert)):
+            return np.logical_not(value)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp):
+        return _BINOPS[type(node.op)](_eval(node.left, arrays), _eval(node.right, arrays))
+    if isinstance(node, ast.BoolOp):
+        combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+        result = _eval(node.values[0], arrays)
+        for value in node.values[1:]:
+            result = combine(result, _eval(value, arrays))
+        return result
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, arrays)
+        result = True
+        for op, comparator in zip(node.ops, node.comparators):
+            right = _eval(comparator, arrays)
+            result = np.logical_and(result, _CMPOPS[type(op)](left, right))
+            left = right
+        return result
+    raise AssertionError(f"unreachable: {ast.dump(node)}")  # _parse_selection rejected everything else
+
+
+# --- validation helpers ---------------------------------------------------------------------------------
+
+def _check_keys(mapping, allowed, source, prefix):
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping")
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(f"{source}: unknown key {prefix}{key!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _number(mapping, key, default, source, prefix):
+    value = mapping.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {prefix}{key} must be a number, got {value!r}") from None
+
+
+def _check_fraction(fraction, source):
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"{source}: preprocessing.fraction must be in (0, 1], got {fraction}")
+
+
+def _counter_of(branch):
+    for members, counter in schema.COUNTERS.items():
+        if branch in members:
+            return counter
+    return None
+
+
+def _parse_group(name, spec, source):
+    where = f"inputs.{name}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping with 'branches'")
+    _check_keys(spec, _GROUP_KEYS, source, f"{where}.")
+    branches = spec.get("branches")
+    if not branches or not isinstance(branches, list):
+        raise ConfigError(f"{source}: {where}.branches must be a non-empty list")
+    if len(set(branches)) != len(branches):
+        raise ConfigError(f"{source}: {where}.branches lists a branch twice")
+    max_length = spec.get("max_length")
+    if max_length is None:
+        for key in ("sort_by", "descending", "pad_value"):
+            if key in spec:
+                raise ConfigError(f"{source}: {where}.{key} needs max_length (scalar groups are not padded)")
+        for b in branches:
+            if b not in schema.SCALARS:
+                what = "a jagged branch: give the group a max_length" if b in schema.JAGGED else "unknown branch"
+                raise ConfigError(f"{source}: {where}: {what} {b!r}")
+        return InputGroup(name=str(name), branches=tuple(branches))
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise ConfigError(f"{source}: {where}.max_length must be a positive integer, got {max_length!r}")
+    counters = set()
+    for b in branches:
+        if b not in schema.JAGGED:
+            what = "a scalar branch in a padded group" if b in schema.SCALARS else "unknown branch"
+            raise ConfigError(f"{source}: {where}: {what} {b!r}")
+        counters.add(_counter_of(b))
+    sort_by = spec.get("sort_by")
+    if sort_by is not None:
+        if sort_by not in schema.JAGGED:
+            raise ConfigError(f"{source}: {where}.sort_by: unknown jagged branch {sort_by!r}")
+        counters.add(_counter_of(sort_by))
+    if len(counters) > 1:
+        raise ConfigError(f"{source}: {where}: branches of different object lists ({sorted(counters)}); "
+                          "one group holds one kind of object")
+    return InputGroup(name=str(name), branches=tuple(branches), max_length=max_length, sort_by=sort_by,
+                      descending=bool(spec.get("descending", True)),
+                      pad_value=_number(spec, "pad_value", 0.0, source, f"{where}."))
+
+
+def _check_weighting(w, classes, source):
+    if w.mode not in _WEIGHT_MODES:
+        raise ConfigError(f"{source}: weighting.mode must be one of {_WEIGHT_MODES}, got {w.mode!r}")
+    if w.apply not in _WEIGHT_APPLY:
+        raise ConfigError(f"{source}: weighting.apply must be one of {_WEIGHT_APPLY}, got {w.apply!r}")
+    for key in ("pt_branch", "eta_branch"):
+        if getattr(w, key) not in schema.SCALARS:
+            raise ConfigError(f"{source}: weighting.{key}: unknown branch {getattr(w, key)!r}")
+    if w.mode == "none":
+        return
+    if w.mode == "reference" and w.reference_class not in classes:
+        raise ConfigError(f"{source}: weighting.reference_class {w.reference_class!r} is not a class "
+                          f"(classes: {', '.join(classes)})")
+    for key in ("pt_edges", "eta_edges"):
+        edges = np.asarray(getattr(w, key))
+        if edges.size < 2 or np.any(np.diff(edges) <= 0):
+            raise ConfigError(f"{source}: weighting.{key} must be at least two increasing numbers")

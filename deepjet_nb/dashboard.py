@@ -1,0 +1,297 @@
+"""Live training dashboard: an ipywidgets panel in a notebook, concise text lines in a batch run.
+
+:class:`TrainingDashboard` is a Keras callback. In widget mode it shows loss curves (running training loss
+every few batches, training and validation loss per epoch), the b-jet efficiency at 1 % light mistag per
+epoch, a progress bar with ETA and jets/s, the learning rate, and a Stop button that ends training after the
+current batch (the trainer keeps its last checkpoint valid). In text mode (CLI, papermill, plain Python) it
+prints a line every ``text_every`` seconds and one per epoch.
+
+Cost is kept small on purpose: per batch it only counts; the widgets (and the plots, drawn as inline SVG so no
+plotting library runs in the loop) are refreshed at most every ``update_every`` seconds. ``overhead_s``
+accumulates the time spent inside the callback, so its cost can be reported (benchmarks/input_pipeline.py).
+
+    >>> dash = TrainingDashboard(epochs=5, steps_per_epoch=100, batch_size=1024)          # doctest: +SKIP
+    >>> model.fit(..., callbacks=[dash], verbose=0)                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+
+import keras
+
+from .errors import ArgumentError
+from .train import VAL_BEFF
+
+__all__ = ["TrainingDashboard", "svg_lines"]
+
+
+class TrainingDashboard(keras.callbacks.Callback):
+    """Keras callback showing training progress.
+
+    Parameters: ``epochs`` and ``steps_per_epoch`` (for progress and ETA), ``batch_size`` (for jets/s);
+    ``mode`` "auto" (widgets inside a Jupyter kernel, text otherwise), "widget" or "text"; ``update_every``
+    minimum seconds between widget refreshes; ``text_every`` seconds between text progress lines;
+    ``loss_every`` batches per point of the running-loss curve; ``on_stop`` called when Stop is pressed (by
+    default the callback stops the model itself); ``log`` optional callable receiving each progress line
+    (epoch lines only go to the output: the trainer logs epochs in full);
+    ``history`` rows of epochs already done (a resumed run) to draw; ``display`` show the widget when training
+    begins (widget mode; default: when inside a Jupyter kernel); ``stream`` where text lines go (default stdout).
+
+    Raises :class:`ArgumentError` for an unknown mode or non-positive sizes.
+    """
+
+    def __init__(self, *, epochs: int, steps_per_epoch: int, batch_size: int, mode: str = "auto",
+                 update_every: float = 1.0, text_every: float = 30.0, loss_every: int = 10,
+                 on_stop: Callable[[], None] | None = None, log: Callable[[str], None] | None = None,
+                 history: list[dict] | None = None, display: bool | None = None, stream=None):
+        super().__init__()
+        if mode not in ("auto", "widget", "text"):
+            raise ArgumentError(f"dashboard mode must be 'auto', 'widget' or 'text', got {mode!r}")
+        if epochs < 1 or steps_per_epoch < 1 or batch_size < 1 or loss_every < 1:
+            raise ArgumentError("epochs, steps_per_epoch, batch_size and loss_every must be >= 1")
+        self.epochs, self.steps_per_epoch, self.batch_size = epochs, steps_per_epoch, batch_size
+        self.mode = ("widget" if _in_kernel() else "text") if mode == "auto" else mode
+        self.update_every, self.text_every, self.loss_every = update_every, text_every, loss_every
+        self._on_stop, self._log, self._stream = on_stop, log, stream
+        self._display = _in_kernel() if display is None else display
+        self.stop_requested = False
+        self.overhead_s = 0.0
+        # Curves: running loss (global step, loss) and per-epoch rows.
+        self.batch_loss: list[tuple[int, float]] = []
+        self.epoch_rows: list[dict] = [dict(r) for r in (history or [])]
+        self.epoch = self.epoch_rows[-1]["epoch"] + 1 if self.epoch_rows else 0
+        self.step = 0
+        self.lr = math.nan
+        self.jets_per_s = math.nan
+        self.eta_s = math.nan
+        self._last_refresh = self._last_text = self._rate_t = 0.0
+        self._rate_step = 0
+        self._prev_mean = (0, 0.0)  # (batches, mean loss) at the previous running-loss point
+        self._shown = False
+        self.widget = self._build_widgets() if self.mode == "widget" else None
+
+    # -- user actions ------------------------------------------------------------------------------------
+
+    def request_stop(self, *_):
+        """Stop after the current batch (what the Stop button does)."""
+        self.stop_requested = True
+        if self.widget is not None:
+            self._stop_button.disabled = True
+            self._stop_button.description = "Stopping…"
+        if self._on_stop is not None:
+            self._on_stop()
+
+    # -- Keras hooks -------------------------------------------------------------------------------------
+
+    def show(self):
+        """Display the widget (once) in the current notebook cell; nothing in text mode."""
+        if self.widget is not None and not self._shown:
+            from IPython.display import display
+
+            display(self.widget)
+        self._shown = True
+
+    def on_train_begin(self, logs=None):
+        t0 = time.perf_counter()
+        self._rate_t, self._rate_step = t0, self._global_step()
+        if self._display:
+            self.show()
+        self.overhead_s += time.perf_counter() - t0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        t0 = time.perf_counter()
+        self.epoch, self.step = epoch, 0
+        self._prev_mean = (0, 0.0)
+        self.lr = _lr(self.model)
+        self._refresh(t0, force=True)
+        self.overhead_s += time.perf_counter() - t0
+
+    def on_train_batch_end(self, batch, logs=None):
+        t0 = time.perf_counter()
+        self.step = batch + 1
+        if self.stop_requested and self._on_stop is None:
+            self.model.stop_training = True
+        if self.step % self.loss_every == 0 and logs and "loss" in logs:
+            self._add_loss_point(float(logs["loss"]))
+        if t0 - self._last_refresh >= self.update_every or (
+                self.mode == "text" and t0 - self._last_text >= self.text_every):
+            self._refresh(t0)
+        self.overhead_s += time.perf_counter() - t0
+
+    def on_epoch_end(self, epoch, logs=None):
+        t0 = time.perf_counter()
+        if logs:  # an epoch cut short by Stop arrives with empty logs and is not drawn
+            self.epoch_rows.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
+            self._emit(self._epoch_line(self.epoch_rows[-1]), epoch_line=True)
+        self._refresh(t0, force=True)
+        self.overhead_s += time.perf_counter() - t0
+
+    def on_train_end(self, logs=None):
+        if self.widget is not None and self.stop_requested:
+            self._stop_button.description = "Stopped"
+
+    # -- state ---------------------------------------------------------------------------------------------
+
+    def _global_step(self) -> int:
+        return self.epoch * self.steps_per_epoch + self.step
+
+    def _add_loss_point(self, running_mean: float):
+        # Keras reports the epoch's running mean; the mean over just the last batches follows from two of them.
+        n0, m0 = self._prev_mean
+        n1 = self.step
+        window = (running_mean * n1 - m0 * n0) / (n1 - n0)
+        self._prev_mean = (n1, running_mean)
+        self.batch_loss.append((self._global_step(), window))
+
+    def _refresh(self, now: float, force: bool = False):
+        steps = self._global_step() - self._rate_step
+        if now > self._rate_t and steps > 0:
+            rate = steps / (now - self._rate_t)
+            self.jets_per_s = rate * self.batch_size
+            remaining = self.epochs * self.steps_per_epoch - self._global_step()
+            self.eta_s = max(remaining, 0) / rate
+            self._rate_t, self._rate_step = now, self._global_step()
+        self._last_refresh = now
+        if self.widget is not None:
+            self._update_widgets()
+        elif self.mode == "text" and not force and now - self._last_text >= self.text_every:
+            self._last_text = now
+            self._emit(self._progress_line())
+        if self._last_text == 0.0:
+            self._last_text = now
+
+    # -- text ----------------------------------------------------------------------------------------------
+
+    def _progress_line(self) -> str:
+        loss = f" loss {self.batch_loss[-1][1]:.4f}" if self.batch_loss else ""
+        return (f"epoch {self.epoch + 1}/{self.epochs} step {self.step}/{self.steps_per_epoch}{loss} "
+                f"{_num(self.jets_per_s, '.0f')} jets/s ETA {_duration(self.eta_s)}")
+
+    def _epoch_line(self, row: dict) -> str:
+        parts = [f"epoch {row['epoch'] + 1}/{self.epochs}"]
+        for key, label in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"),
+                           ("val_accuracy", "val_acc"), (VAL_BEFF, "b-eff@1%")):
+            if key in row:
+                parts.append(f"{label} {row[key]:.4f}")
+        parts.append(f"lr {self.lr:.2g}")
+        return " ".join(parts)
+
+    def _emit(self, line: str, *, epoch_line: bool = False):
+        # Widget mode prints the epoch lines too: widget state is not saved with a notebook, text is.
+        if self.mode == "text" or epoch_line:
+            print(line, file=self._stream or sys.stdout, flush=True)
+        if self._log is not None and not epoch_line:
+            self._log(line)
+
+    # -- widgets -------------------------------------------------------------------------------------------
+
+    def _build_widgets(self):
+        import ipywidgets as w
+
+        self._title = w.HTML("<b>Training</b>")
+        self._progress = w.IntProgress(min=0, max=self.epochs * self.steps_per_epoch, description="progress")
+        self._status = w.HTML()
+        self._lr_label = w.HTML()
+        self._beff_label = w.HTML()
+        self._loss_plot = w.HTML()
+        self._beff_plot = w.HTML()
+        self._stop_button = w.Button(description="Stop", button_style="danger", icon="stop",
+                                     tooltip="end training after the current batch (the last checkpoint stays)")
+        self._stop_button.on_click(self.request_stop)
+        self._update_widgets()
+        return w.VBox([
+            self._title,
+            w.HBox([self._progress, self._stop_button]),
+            w.HBox([self._status, self._lr_label, self._beff_label]),
+            w.HBox([self._loss_plot, self._beff_plot]),
+        ])
+
+    def _update_widgets(self):
+        self._progress.value = min(self._global_step(), self._progress.max)
+        self._status.value = (f"epoch {self.epoch + 1}/{self.epochs} · step {self.step}/{self.steps_per_epoch} · "
+                              f"{_num(self.jets_per_s, '.0f')} jets/s · ETA {_duration(self.eta_s)}&nbsp;&nbsp;")
+        self._lr_label.value = f"lr {self.lr:.2g}&nbsp;&nbsp;"
+        beff = self.epoch_rows[-1].get(VAL_BEFF, math.nan) if self.epoch_rows else math.nan
+        self._beff_label.value = f"b-eff @ 1% mistag: {_num(beff, '.3f')}"
+        per_epoch = lambda key: [((r["epoch"] + 1) * self.steps_per_epoch, r[key])  # noqa: E731
+                                 for r in self.epoch_rows if key in r]
+        self._loss_plot.value = svg_lines(
+            {"train (running)": self.batch_loss, "train": per_epoch("loss"), "validation": per_epoch("val_loss")},
+            title="loss", xlabel="batches")
+        self._beff_plot.value = svg_lines({"b-eff @ 1% mistag": per_epoch(VAL_BEFF)}, title="validation",
+                                          xlabel="batches")
+
+
+_COLOURS = ("#9ecae1", "#08519c", "#e6550d", "#31a354")
+
+
+def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", xlabel: str = "",
+              width: int = 360, height: int = 220) -> str:
+    """A small line chart as an inline SVG string: ``series`` maps a label to (x, y) points.
+
+    Non-finite points are skipped. Cheap enough to redraw every second (no plotting library involved).
+    """
+    pts = {k: [(x, y) for x, y in v if math.isfinite(y)] for k, v in series.items()}
+    allp = [p for v in pts.values() for p in v]
+    pad_l, pad_r, pad_t, pad_b = 48, 10, 22, 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'style="font:11px sans-serif;background:#fff">',
+           f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{title}</text>']
+    if allp:
+        x0, x1 = min(p[0] for p in allp), max(p[0] for p in allp)
+        y0, y1 = min(p[1] for p in allp), max(p[1] for p in allp)
+        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + abs(y0) * 0.1 + 1e-3)
+        sx = lambda x: pad_l + (x - x0) / (x1 - x0) * (width - pad_l - pad_r)  # noqa: E731
+        sy = lambda y: height - pad_b - (y - y0) / (y1 - y0) * (height - pad_t - pad_b)  # noqa: E731
+        out.append(f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" '
+                   f'height="{height - pad_t - pad_b}" fill="none" stroke="#999"/>')
+        for y in (y0, y1):
+            out.append(f'<text x="{pad_l - 4}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
+        out.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">{xlabel} ({x0:.0f}–{x1:.0f})'
+                   f'</text>')
+        for i, (label, v) in enumerate(pts.items()):
+            colour = _COLOURS[i % len(_COLOURS)]
+            if len(v) > 1:
+                path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in v)
+                out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
+            for x, y in v[-1:] if len(v) > 1 else v:
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
+            out.append(f'<text x="{pad_l + 6}" y="{pad_t + 14 + 13 * i}" fill="{colour}">{label}</text>')
+    else:
+        out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#999">waiting…</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where widgets can be shown)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _lr(model) -> float:
+    try:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except (AttributeError, TypeError, ValueError):
+        return math.nan
+
+
+def _num(value: float, spec: str) -> str:
+    return format(value, spec) if math.isfinite(value) else "–"
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

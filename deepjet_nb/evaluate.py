@@ -1,0 +1,666 @@
+"""Evaluation of prediction files: CMS discriminants, ROC curves, working points, efficiencies, metrics.json.
+
+Input: prediction ROOT files (docs/formats.md §4, tree ``tree``). Truth flavour comes from the raw flavour
+flags (REFERENCE.md §1/§2), not from the training classes, so taggers trained on different class sets
+(DeepCSV: B, BB, C, UDSG; DeepJet: B, BB, LeptB, C, UDS, G) and the track-counting baseline are compared on
+the same jets with the same definition of a b, c or light jet:
+
+- b    = isB + isBB + isGBB + isLeptonicB + isLeptonicB_C
+- c    = isC + isCC + isGCC
+- udsg = isUD + isS + isG          (isUndefined jets take part in no comparison)
+
+Discriminants (REFERENCE.md §2): ``b`` = P(B)+P(BB)+P(LeptB), ``CvsL`` = P(C)/(P(C)+P(light)),
+``CvsB`` = P(C)/(P(C)+b). Comparisons (``TASKS``): b vs udsg and b vs c on ``b``, c vs udsg on ``CvsL``,
+c vs b on ``CvsB``. Working points (CMS): loose / medium / tight at 10 % / 1 % / 0.1 % light mistag.
+
+Typical use::
+
+    import deepjet_nb.evaluate as ev
+    taggers = ev.load_taggers(["runs/demo/predictions/deepjet.root", "runs/demo/predictions/deepcsv.root"])
+    curve = ev.roc(taggers[0], "b_vs_udsg")
+    curve.auc, curve.eff_at(0.01)
+    metrics = ev.evaluate(["deepjet.root", "deepcsv.root"], "runs/demo")   # metrics.json + plots
+
+Command line: ``deepjet-nb evaluate --out DIR PRED.root...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import write_text_atomic
+from .errors import ArgumentError, InputFileError
+from .kernels import roc as _roc
+
+__all__ = [
+    "TREE", "FLAVOUR_GROUPS", "FLAVOUR_CODES", "CLASS_FLAVOURS", "TASKS", "MISTAGS", "WORKING_POINTS",
+    "BASELINE_NAME", "PT_EDGES", "ETA_EDGES",
+    "Tagger", "RocCurve", "WorkingPoint", "Efficiency",
+    "truth_flavour", "discriminants", "read_predictions", "load_taggers", "track_counting",
+    "roc", "working_points", "efficiency_vs", "compute_metrics", "evaluate", "summary_table", "register_cli",
+]
+
+TREE = "tree"
+
+# Raw flags of REFERENCE.md §1 that make up each evaluation flavour.
+FLAVOUR_GROUPS = {
+    "b": ("isB", "isBB", "isGBB", "isLeptonicB", "isLeptonicB_C"),
+    "c": ("isC", "isCC", "isGCC"),
+    "udsg": ("isUD", "isS", "isG"),
+}
+# Integer codes in Tagger.flavour, chosen like CMS hadron flavour (5 b, 4 c, 0 light); -1 = undefined.
+FLAVOUR_CODES = {"b": 5, "c": 4, "udsg": 0}
+UNDEFINED = -1
+
+# Flavour of each training class of REFERENCE.md §2 (DeepJet and DeepCSV class names).
+CLASS_FLAVOURS = {
+    "B": "b", "BB": "b", "LeptB": "b",
+    "C": "c",
+    "UDS": "udsg", "G": "udsg", "UDSG": "udsg",
+}
+
+PROB_PREFIX = "prob_is"
+TRUTH_PREFIX = "truth_is"  # class truth in prediction files (deepjet_nb.predict)
+TRACK_COUNTING = "trackCounting_sip3dSig2"
+BASELINE_NAME = "track_counting"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One comparison: signal flavour, background flavour, and the discriminant that separates them."""
+
+    signal: str
+    background: str
+    discriminant: str
+
+
+TASKS = {
+    "b_vs_udsg": Task("b", "udsg", "b"),
+    "b_vs_c": Task("b", "c", "b"),
+    "c_vs_udsg": Task("c", "udsg", "CvsL"),
+    "c_vs_b": Task("c", "b", "CvsB"),
+}
+
+MISTAGS = (0.1, 0.01, 0.001)
+WORKING_POINTS = {"loose": 0.1, "medium": 0.01, "tight": 0.001}
+
+# Binning of efficiency curves: jet pT from the sample threshold (20 GeV) up, |eta| < 2.5 (tracker).
+PT_EDGES = (20.0, 30.0, 40.0, 50.0, 70.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0)
+ETA_EDGES = tuple(np.round(np.arange(-2.5, 2.51, 0.5), 2))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data holders
+
+
+@dataclass(frozen=True)
+class Tagger:
+    """Per-jet discriminants of one tagger with the jets' truth flavour and kinematics.
+
+    ``discriminants`` maps ``"b"``, ``"CvsL"``, ``"CvsB"`` to float64 arrays (n,); ``flavour`` is int8 (n,)
+    with the codes of ``FLAVOUR_CODES`` (-1 = undefined); ``weights`` is None (unit weights) or float64 (n,).
+    """
+
+    name: str
+    discriminants: Mapping[str, np.ndarray]
+    flavour: np.ndarray
+    jet_pt: np.ndarray
+    jet_eta: np.ndarray
+    weights: np.ndarray | None = None
+    source: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.flavour)
+
+    def counts(self) -> dict[str, int]:
+        """Number of jets of each flavour."""
+        return {fl: int(np.count_nonzero(self.flavour == code)) for fl, code in FLAVOUR_CODES.items()}
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """A ROC curve of one tagger for one task (see :data:`TASKS`), from :func:`deepjet_nb.kernels.roc.roc_curve`."""
+
+    tagger: str
+    task: str
+    sig_eff: np.ndarray
+    bkg_eff: np.ndarray
+    thresholds: np.ndarray
+    n_signal: int
+    n_background: int
+
+    @property
+    def signal(self) -> str:
+        return TASKS[self.task].signal
+
+    @property
+    def background(self) -> str:
+        return TASKS[self.task].background
+
+    @property
+    def auc(self) -> float:
+        return _roc.auc(self.sig_eff, self.bkg_eff)
+
+    def eff_at(self, mistag):
+        """Signal efficiency at background efficiency ``mistag`` (interpolated; scalar or array)."""
+        return _roc.eff_at_mistag(self.sig_eff, self.bkg_eff, mistag)
+
+    def mistag_at(self, eff):
+        """Background efficiency at signal efficiency ``eff`` (the curve read the other way round)."""
+        return _roc.eff_at_mistag(self.bkg_eff, self.sig_eff, eff)
+
+    def working_point(self, mistag: float, name: str | None = None) -> WorkingPoint:
+        """The loosest cut with background efficiency <= ``mistag`` and the efficiencies it really gives."""
+        _roc.threshold_at_mistag(self.bkg_eff, self.thresholds, mistag)  # validates mistag
+        idx = max(int(np.searchsorted(self.bkg_eff, mistag, side="right")) - 1, 0)
+        return WorkingPoint(
+            name=name or f"{mistag:g}", target_mistag=float(mistag), cut=float(self.thresholds[idx]),
+            efficiency=float(self.sig_eff[idx]), mistag=float(self.bkg_eff[idx]),
+        )
+
+
+@dataclass(frozen=True)
+class WorkingPoint:
+    """A cut ``discriminant >= cut`` chosen for ``target_mistag``; ``efficiency``/``mistag`` are what it gives."""
+
+    name: str
+    target_mistag: float
+    cut: float
+    efficiency: float
+    mistag: float
+
+    def as_dict(self) -> dict:
+        return {"target_mistag": self.target_mistag, "cut": self.cut, "efficiency": self.efficiency,
+                "mistag": self.mistag}
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Efficiency of a cut in bins of a variable, with Clopper-Pearson (binomial, 68 %) uncertainties.
+
+    ``values``, ``err_low``, ``err_high``, ``n_total``, ``n_pass`` have one entry per bin; bins without
+    jets hold NaN. With weights, ``n_total``/``n_pass`` are sums of weights and the uncertainty uses the
+    effective number of jets (Σw)²/Σw².
+    """
+
+    variable: str
+    flavour: str
+    edges: np.ndarray
+    values: np.ndarray
+    err_low: np.ndarray
+    err_high: np.ndarray
+    n_total: np.ndarray
+    n_pass: np.ndarray
+    cut: float = field(default=np.nan)
+
+    @property
+    def centers(self) -> np.ndarray:
+        return 0.5 * (self.edges[1:] + self.edges[:-1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# truth and discriminants
+
+
+def truth_flavour(flags: Mapping[str, np.ndarray], *, source: str = "flags") -> np.ndarray:
+    """Evaluation flavour of each jet from the raw flavour flags.
+
+    Input: mapping flag name → (n,) 0/1 array holding at least the flags of :data:`FLAVOUR_GROUPS`.
+    Returns int8 (n,): 5 b, 4 c, 0 udsg, -1 for jets with none of these flags (isUndefined).
+    Raises :class:`InputFileError` (naming ``source`` and the flag) when a flag is missing, and
+    :class:`ArgumentError` when a jet carries flags of two flavours.
+    """
+    n = None
+    out = None
+    seen = None
+    for flavour, names in FLAVOUR_GROUPS.items():
+        for name in names:
+            if name not in flags:
+                raise InputFileError(f"{source}: missing flavour flag branch {name!r}")
+            flag = np.asarray(flags[name]) != 0
+            if out is None:
+                n = len(flag)
+                out = np.full(n, UNDEFINED, dtype=np.int8)
+                seen = np.zeros(n, dtype=np.int8)
+            if len(flag) != n:
+                raise ArgumentError(f"{source}: flag {name!r} has {len(flag)} entries, expected {n}")
+            out[flag] = FLAVOUR_CODES[flavour]
+            seen += flag
+    if np.any(seen > 1):
+        bad = int(np.flatnonzero(seen > 1)[0])
+        raise ArgumentError(f"{source}: jet {bad} has more than one flavour flag set")
+    return out
+
+
+def discriminants(probabilities: Mapping[str, np.ndarray],
+                  class_flavours: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    """CMS discriminants from class probabilities (REFERENCE.md §2).
+
+    Input: mapping class name (``"B"``, ``"BB"``, ...; without ``prob_is``) → (n,) probabilities, and
+    optionally the flavour (``"b"``, ``"c"``, ``"udsg"``) of each class; by default :data:`CLASS_FLAVOURS`.
+    Returns float64 arrays ``{"b": P(b classes), "CvsL": P(C)/(P(C)+P(light)), "CvsB": P(C)/(P(C)+b)}``;
+    a ratio whose denominator is 0 is set to 0. Raises :class:`ArgumentError` for a class without flavour or
+    when no class is b.
+    """
+    mapping = dict(CLASS_FLAVOURS)
+    if class_flavours:
+        mapping.update(class_flavours)
+    sums = {}
+    for cls, prob in probabilities.items():
+        if cls not in mapping:
+            raise ArgumentError(
+                f"class {cls!r} has no known flavour; pass class_flavours={{{cls!r}: 'b'|'c'|'udsg'}}"
+            )
+        flavour = mapping[cls]
+        if flavour not in FLAVOUR_CODES:
+            raise ArgumentError(f"class {cls!r}: flavour {flavour!r} is not one of {list(FLAVOUR_CODES)}")
+        prob = np.asarray(prob, dtype=np.float64)
+        sums[flavour] = sums[flavour] + prob if flavour in sums else prob.copy()
+    if "b" not in sums:
+        raise ArgumentError(f"no b class among {list(probabilities)}: cannot form the b discriminant")
+    b = sums["b"]
+    zeros = np.zeros_like(b)
+    c = sums.get("c", zeros)
+    light = sums.get("udsg", zeros)
+    return {"b": b, "CvsL": _safe_ratio(c, c + light), "CvsB": _safe_ratio(c, c + b)}
+
+
+def _safe_ratio(num, den):
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reading prediction files
+
+
+def read_predictions(path: str | os.PathLike, *, name: str | None = None,
+                     class_flavours: Mapping[str, str] | None = None,
+                     weight_branch: str | None = None) -> Tagger:
+    """Read one prediction file (docs/formats.md §4) into a :class:`Tagger`.
+
+    ``name`` defaults to the file stem (``predictions/deepjet.root`` → ``"deepjet"``). ``weight_branch``
+    names an optional per-jet weight branch. Raises :class:`InputFileError` naming the file, tree or branch
+    when the file cannot be read, lacks tree ``tree``, a ``prob_is*`` branch, a flavour flag or a spectator,
+    or holds non-finite probabilities.
+    """
+    arrays, source = _read_tree(path, weight_branch)
+    return _tagger_from_arrays(name or Path(path).stem, arrays, source, class_flavours, weight_branch)
+
+
+def track_counting(path: str | os.PathLike, *, name: str = BASELINE_NAME, weight_branch: str | None = None) -> Tagger:
+    """The track-counting baseline (CMS TCHE-like) on the jets of a prediction file.
+
+    Its score is the second-highest 3D impact-parameter significance among the jet's selected tracks
+    (spectator ``trackCounting_sip3dSig2``). It is a b tagger: the same score serves as ``b`` and ``CvsL``
+    (c jets are displaced too, less than b jets), and its negative as ``CvsB``. Input: a prediction file
+    path. Raises :class:`InputFileError` as :func:`read_predictions`.
+    """
+    arrays, source = _read_tree(path, weight_branch)
+    return _baseline_from_arrays(name, arrays, source, weight_branch)
+
+
+def load_taggers(paths: Sequence[str | os.PathLike], *, baseline: bool = True,
+                 names: Sequence[str] | None = None, class_flavours: Mapping[str, str] | None = None,
+                 weight_branch: str | None = None) -> list[Tagger]:
+    """Read several prediction files, each once; append the track-counting baseline of the first file.
+
+    ``names`` (same length as ``paths``) overrides the file stems. Returns the taggers in input order, the
+    baseline (named :data:`BASELINE_NAME`) last. Raises :class:`ArgumentError` for no paths or two taggers
+    with the same name, :class:`InputFileError` as :func:`read_predictions`.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ArgumentError("no prediction files given")
+    if names is None:
+        names = [p.stem for p in paths]
+    if len(names) != len(paths):
+        raise ArgumentError(f"{len(names)} names for {len(paths)} prediction files")
+    if len(set(names)) != len(names) or (baseline and BASELINE_NAME in names):
+        raise ArgumentError(f"tagger names must be unique (and not {BASELINE_NAME!r}): {list(names)}")
+    taggers = []
+    for i, (path, name) in enumerate(zip(paths, names)):
+        arrays, source = _read_tree(path, weight_branch, with_baseline=baseline and i == 0)
+        taggers.append(_tagger_from_arrays(name, arrays, source, class_flavours, weight_branch))
+        if baseline and i == 0:
+            base = _baseline_from_arrays(BASELINE_NAME, arrays, source, weight_branch)
+    if baseline:
+        taggers.append(base)
+    return taggers
+
+
+def _read_tree(path, weight_branch, with_baseline=True):
+    import uproot
+
+    path = Path(path)
+    source = f"{path}:{TREE}"
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such prediction file")
+    try:
+        file = uproot.open(path)
+    except Exception as err:  # uproot raises many kinds for a non-ROOT or truncated file
+        raise InputFileError(f"{path}: not a readable ROOT file ({err})") from err
+    with file:
+        if TREE not in file:
+            raise InputFileError(f"{path}: no tree {TREE!r} (keys: {sorted(file.keys(cycle=False))})")
+        tree = file[TREE]
+        keys = set(tree.keys())
+        probs = [k for k in tree.keys() if k.startswith(PROB_PREFIX)]
+        if not probs:
+            raise InputFileError(f"{source}: no {PROB_PREFIX}<Class> branches")
+        wanted = probs + ["jet_pt", "jet_eta"] + [f for names in FLAVOUR_GROUPS.values() for f in names]
+        wanted += [f"{TRUTH_PREFIX}{p[len(PROB_PREFIX):]}" for p in probs
+                   if f"{TRUTH_PREFIX}{p[len(PROB_PREFIX):]}" in keys]
+        if with_baseline:
+            wanted.append(TRACK_COUNTING)
+        if weight_branch:
+            wanted.append(weight_branch)
+        wanted = list(dict.fromkeys(wanted))
+        missing = [b for b in wanted if b not in keys]
+        if missing:
+            raise InputFileError(f"{source}: missing branch {missing[0]!r}")
+        try:
+            arrays = tree.arrays(wanted, library="np")
+        except Exception as err:
+            raise InputFileError(f"{source}: cannot read branches ({err})") from err
+    return arrays, source
+
+
+def _tagger_from_arrays(name, arrays, source, class_flavours, weight_branch):
+    probs = {}
+    for key, values in arrays.items():
+        if key.startswith(PROB_PREFIX):
+            if not np.all(np.isfinite(values)):
+                raise InputFileError(f"{source}: branch {key!r} holds NaN or infinite probabilities")
+            probs[key[len(PROB_PREFIX):]] = values
+    mapping = _infer_class_flavours(probs, arrays, source, class_flavours)
+    return Tagger(
+        name=name, discriminants=discriminants(probs, mapping), flavour=truth_flavour(arrays, source=source),
+        jet_pt=np.asarray(arrays["jet_pt"], dtype=np.float64),
+        jet_eta=np.asarray(arrays["jet_eta"], dtype=np.float64),
+        weights=_weights(arrays, weight_branch, source), source=source,
+    )
+
+
+def _baseline_from_arrays(name, arrays, source, weight_branch):
+    score = np.asarray(arrays[TRACK_COUNTING], dtype=np.float64)
+    if not np.all(np.isfinite(score)):
+        raise InputFileError(f"{source}: branch {TRACK_COUNTING!r} holds NaN or infinite values")
+    return Tagger(
+        name=name, discriminants={"b": score, "CvsL": score, "CvsB": -score},
+        flavour=truth_flavour(arrays, source=source),
+        jet_pt=np.asarray(arrays["jet_pt"], dtype=np.float64),
+        jet_eta=np.asarray(arrays["jet_eta"], dtype=np.float64),
+        weights=_weights(arrays, weight_branch, source), source=source,
+    )
+
+
+def _weights(arrays, weight_branch, source):
+    if not weight_branch:
+        return None
+    w = np.asarray(arrays[weight_branch], dtype=np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise InputFileError(f"{source}: weight branch {weight_branch!r} must be finite and non-negative")
+    return w
+
+
+def _infer_class_flavours(probs, arrays, source, explicit):
+    """Flavour of each class: explicit > REFERENCE.md §2 names > the raw flags of jets labelled truth_is<Class>."""
+    mapping = dict(CLASS_FLAVOURS)
+    mapping.update(explicit or {})
+    for cls in probs:
+        if cls in mapping:
+            continue
+        truth = arrays.get(f"{TRUTH_PREFIX}{cls}")
+        flavour = None
+        if truth is not None:
+            codes = np.unique(truth_flavour(arrays, source=source)[np.asarray(truth) != 0])
+            found = [fl for fl, code in FLAVOUR_CODES.items() if code in codes]
+            flavour = found[0] if len(found) == 1 and UNDEFINED not in codes else None
+        if flavour is None:
+            raise InputFileError(
+                f"{source}: cannot tell the flavour of class {cls!r} (branch {PROB_PREFIX}{cls}); "
+                f"pass class_flavours"
+            )
+        mapping[cls] = flavour
+    return mapping
+
+
+# ---------------------------------------------------------------------------------------------------------
+# curves, working points, efficiencies
+
+
+def roc(tagger: Tagger, task: str = "b_vs_udsg", *, pt_range: tuple[float, float] | None = None,
+        eta_range: tuple[float, float] | None = None) -> RocCurve:
+    """ROC curve of ``tagger`` for ``task`` (a key of :data:`TASKS`), optionally in a jet pT / η window.
+
+    Windows are half-open ``[low, high)``. Raises :class:`ArgumentError` for an unknown task or when the
+    selection leaves no signal or no background jet.
+    """
+    spec = _task(task)
+    mask = _select(tagger, spec.signal, spec.background, pt_range, eta_range)
+    is_signal = tagger.flavour[mask] == FLAVOUR_CODES[spec.signal]
+    weights = None if tagger.weights is None else tagger.weights[mask]
+    n_sig = int(np.count_nonzero(is_signal))
+    n_bkg = int(len(is_signal) - n_sig)
+    if n_sig == 0 or n_bkg == 0:
+        raise ArgumentError(
+            f"{tagger.name}, {task}: {n_sig} {spec.signal} and {n_bkg} {spec.background} jets "
+            f"in pT {pt_range}, eta {eta_range}: need both"
+        )
+    sig_eff, bkg_eff, thresholds = _roc.roc_curve(tagger.discriminants[spec.discriminant][mask], is_signal,
+                                                  weights)
+    return RocCurve(tagger.name, task, sig_eff, bkg_eff, thresholds, n_sig, n_bkg)
+
+
+def working_points(tagger: Tagger, mistags: Mapping[str, float] | None = None,
+                   task: str = "b_vs_udsg") -> dict[str, WorkingPoint]:
+    """CMS working points: for each name → target mistag (default :data:`WORKING_POINTS`), the loosest cut
+    on the task's discriminant whose background efficiency stays at or below the target."""
+    curve = roc(tagger, task)
+    return {name: curve.working_point(m, name) for name, m in (mistags or WORKING_POINTS).items()}
+
+
+def efficiency_vs(tagger: Tagger, variable: str = "jet_pt", edges: Sequence[float] | None = None, *,
+                  cut: float, discriminant: str = "b") -> dict[str, Efficiency]:
+    """Efficiency of ``discriminant >= cut`` per flavour in bins of ``variable`` (``jet_pt`` or ``jet_eta``).
+
+    Returns ``{"b": Efficiency, "c": ..., "udsg": ...}``. Jets outside ``edges`` are not counted. Default
+    edges: :data:`PT_EDGES` / :data:`ETA_EDGES`. Raises :class:`ArgumentError` for another variable.
+    """
+    import hist
+    import hist.intervals
+
+    if variable not in ("jet_pt", "jet_eta"):
+        raise ArgumentError(f"efficiency_vs: variable must be 'jet_pt' or 'jet_eta', got {variable!r}")
+    if edges is None:
+        edges = PT_EDGES if variable == "jet_pt" else ETA_EDGES
+    edges = np.asarray(edges, dtype=np.float64)
+    values = tagger.jet_pt if variable == "jet_pt" else tagger.jet_eta
+    passed = tagger.discriminants[discriminant] >= cut
+    out = {}
+    for flavour, code in FLAVOUR_CODES.items():
+        sel = tagger.flavour == code
+        w = np.ones(np.count_nonzero(sel)) if tagger.weights is None else tagger.weights[sel]
+        axis = hist.axis.Variable(edges, name=variable, underflow=False, overflow=False)
+        total = hist.Hist(axis, storage=hist.storage.Weight())
+        npass = hist.Hist(axis, storage=hist.storage.Weight())
+        total.fill(values[sel], weight=w)
+        npass.fill(values[sel][passed[sel]], weight=w[passed[sel]])
+        sum_t, var_t = total.values(), total.variances()
+        sum_p = npass.values()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            eff = np.where(sum_t > 0, sum_p / sum_t, np.nan)
+            # Effective counts make the Clopper-Pearson interval exact for unit weights and sensible otherwise.
+            n_eff = np.where(var_t > 0, sum_t**2 / var_t, 0.0)
+        k_eff = np.nan_to_num(eff) * n_eff
+        low = np.full(len(eff), np.nan)
+        high = np.full(len(eff), np.nan)
+        ok = n_eff > 0
+        if np.any(ok):
+            err = hist.intervals.ratio_uncertainty(k_eff[ok], n_eff[ok], uncertainty_type="efficiency")
+            low[ok], high[ok] = err[0], err[1]
+        out[flavour] = Efficiency(variable, flavour, edges, eff, low, high, sum_t, sum_p, float(cut))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# metrics and the full evaluation
+
+
+def compute_metrics(taggers: Sequence[Tagger], *, tasks: Sequence[str] = tuple(TASKS),
+                    mistags: Sequence[float] = MISTAGS) -> dict:
+    """The metrics.json dictionary (DESIGN.md):
+    ``{tagger: {task: {"auc": x, "eff_at_mistag": {"0.1": x, ...}, "n_signal": n, "n_background": n}}}``.
+
+    A task with no signal or no background jets is left out for that tagger.
+    """
+    metrics = {}
+    for tagger in taggers:
+        entry = {}
+        for task in tasks:
+            spec = _task(task)
+            counts = tagger.counts()
+            if counts[spec.signal] == 0 or counts[spec.background] == 0:
+                continue
+            curve = roc(tagger, task)
+            entry[task] = {
+                "auc": curve.auc,
+                "eff_at_mistag": {f"{m:g}": float(curve.eff_at(m)) for m in mistags},
+                "n_signal": curve.n_signal,
+                "n_background": curve.n_background,
+            }
+        metrics[tagger.name] = entry
+    return metrics
+
+
+def evaluate(prediction_files: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+             names: Sequence[str] | None = None, baseline: bool = True, reference: str | None = None,
+             working_point: str = "medium", plots: bool = True, formats: Sequence[str] = ("png", "pdf"),
+             weight_branch: str | None = None) -> dict:
+    """Evaluate prediction files and write the results into ``out_dir``.
+
+    Writes (each atomically): ``metrics.json`` (:func:`compute_metrics`), ``working_points.json``
+    (``{tagger: {"loose"|"medium"|"tight": {"target_mistag", "cut", "efficiency", "mistag"}}}``) and, with
+    ``plots``, ``plots/roc_b.*`` (b vs udsg solid, b vs c dashed), ``plots/roc_c.*`` (c vs udsg, c vs b),
+    ``plots/discriminant_<tagger>.*`` and ``plots/efficiency_<pt|eta>_<tagger>.*`` at ``working_point``.
+    ``reference`` names the tagger of the ratio panels (default: the first file). Returns the metrics.
+    Raises :class:`InputFileError` / :class:`ArgumentError` as :func:`load_taggers`.
+    """
+    if working_point not in WORKING_POINTS:
+        raise ArgumentError(f"working point must be one of {list(WORKING_POINTS)}, got {working_point!r}")
+    taggers = load_taggers(prediction_files, baseline=baseline, names=names, weight_branch=weight_branch)
+    if reference is not None and reference not in [t.name for t in taggers]:
+        raise ArgumentError(f"reference tagger {reference!r} is not among {[t.name for t in taggers]}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = compute_metrics(taggers)
+    wps = {t.name: {k: wp.as_dict() for k, wp in working_points(t).items()}
+           for t in taggers if _has(t, "b") and _has(t, "udsg")}
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(out_dir / "working_points.json", json.dumps(wps, indent=2) + "\n")
+    if plots:
+        _write_plots(taggers, out_dir / "plots", reference or taggers[0].name, working_point, formats)
+    return metrics
+
+
+def _write_plots(taggers, plot_dir, reference, working_point, formats):
+    from . import plots
+
+    # c taggers reach lower efficiencies at CMS-like mistags, so the c plot starts further left.
+    for signal, tasks, x_low in (("b", ("b_vs_udsg", "b_vs_c"), 0.3), ("c", ("c_vs_udsg", "c_vs_b"), 0.1)):
+        plot = plots.RocPlot(signal=signal, reference=reference, eff_range=(x_low, 1.0))
+        for tagger in taggers:
+            for task in tasks:
+                if _has(tagger, TASKS[task].signal) and _has(tagger, TASKS[task].background):
+                    plot.add(roc(tagger, task))
+        if plot.curves:
+            plot.savefig(plot_dir / f"roc_{signal}", formats=formats)
+    for tagger in taggers:
+        plots.DiscriminantPlot.from_tagger(tagger, "b").savefig(plot_dir / f"discriminant_{tagger.name}",
+                                                                formats=formats)
+        if not (_has(tagger, "b") and _has(tagger, "udsg")):
+            continue
+        wp = working_points(tagger, {working_point: WORKING_POINTS[working_point]})[working_point]
+        for variable, short in (("jet_pt", "pt"), ("jet_eta", "eta")):
+            plot = plots.EfficiencyPlot(variable, title=f"{tagger.name}, {working_point} WP "
+                                                         f"({wp.target_mistag:g} light mistag)")
+            for eff in efficiency_vs(tagger, variable, cut=wp.cut).values():
+                plot.add(eff)
+            plot.savefig(plot_dir / f"efficiency_{short}_{tagger.name}", formats=formats)
+
+
+def _has(tagger, flavour):
+    return bool(np.any(tagger.flavour == FLAVOUR_CODES[flavour]))
+
+
+def _task(task):
+    if task not in TASKS:
+        raise ArgumentError(f"unknown task {task!r}; one of {list(TASKS)}")
+    return TASKS[task]
+
+
+def _select(tagger, signal, background, pt_range, eta_range):
+    mask = (tagger.flavour == FLAVOUR_CODES[signal]) | (tagger.flavour == FLAVOUR_CODES[background])
+    for values, window in ((tagger.jet_pt, pt_range), (tagger.jet_eta, eta_range)):
+        if window is not None:
+            low, high = window
+            mask &= (values >= low) & (values < high)
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------------
+# command line
+
+
+def register_cli(subparsers) -> None:
+    """Add ``deepjet-nb evaluate``."""
+    parser = subparsers.add_parser(
+        "evaluate", help="ROC curves, working points, efficiencies and plots from prediction files",
+        description="Evaluate prediction files (tree 'tree', docs/formats.md §4): metrics.json, "
+                    "working_points.json and CMS-style plots in --out. Tagger names are the file stems, "
+                    "or NAME=FILE.",
+    )
+    parser.add_argument("predictions", nargs="+", metavar="PRED.root", help="prediction files (NAME=FILE to name)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--reference", help="tagger of the ratio panels (default: the first file)")
+    parser.add_argument("--working-point", choices=list(WORKING_POINTS), default="medium",
+                        help="working point of the efficiency plots (default: medium, 1%% light mistag)")
+    parser.add_argument("--weight-branch", help="per-jet weight branch in the prediction files")
+    parser.add_argument("--no-baseline", action="store_true", help="leave out the track-counting baseline")
+    parser.add_argument("--no-plots", action="store_true", help="write only the JSON files")
+    parser.set_defaults(func=_cli_evaluate)
+
+
+def _cli_evaluate(args) -> int:
+    names, paths = [], []
+    for item in args.predictions:
+        name, sep, path = item.partition("=")
+        if sep and name and not Path(item).exists():
+            names.append(name)
+            paths.append(path)
+        else:
+            names.append(Path(item).stem)
+            paths.append(item)
+    metrics = evaluate(paths, args.out, names=names, baseline=not args.no_baseline, reference=args.reference,
+                       working_point=args.working_point, plots=not args.no_plots,
+                       weight_branch=args.weight_branch)
+    print(summary_table(metrics))
+    print(f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def summary_table(metrics: dict) -> str:
+    """A fixed-width text table of metrics (AUC and efficiencies at 10 %, 1 %, 0.1 % mistag per task)."""
+    lines = [f"{'tagger':<16} {'task':<10} {'AUC':>7} {'eff@10%':>8} {'eff@1%':>8} {'eff@0.1%':>9}"]
+    for tagger, tasks in metrics.items():
+        for task, m in tasks.items():
+            e = m["eff_at_mistag"]
+            lines.append(f"{tagger:<16} {task:<10} {m['auc']:7.4f} {e.get('0.1', np.nan):8.4f} "
+                         f"{e.get('0.01', np.nan):8.4f} {e.get('0.001', np.nan):9.4f}")
+    return "\n".join(lines)

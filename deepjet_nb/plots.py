@@ -1,0 +1,333 @@
+"""CMS-style plots of tagger performance (mplhep), one object per plot kind, in the manner of puma.
+
+- :class:`RocPlot`: x = signal efficiency, y = misidentification probability (log), udsg background solid,
+  c dashed (CMS convention, REFERENCE.md §6); several taggers, one ratio panel per background with the
+  mistag of each tagger divided by that of a reference tagger.
+- :class:`DiscriminantPlot`: a discriminant's distribution per flavour, normalised to unit area.
+- :class:`EfficiencyPlot`: efficiency of a working point vs jet pT or η with binomial uncertainties.
+
+Each object keeps the numbers it draws (``RocPlot.ratios``, ``DiscriminantPlot.histograms``,
+``EfficiencyPlot.efficiencies``), so tests check plots by their numbers. ``draw()`` returns the matplotlib
+figure (shown inline in a notebook); ``savefig(stem)`` writes ``stem.png`` and ``stem.pdf`` atomically.
+
+Matplotlib is imported on first draw, and the Agg backend is chosen then only when no backend has been
+selected yet (a batch job); a notebook keeps its inline backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import atomic_path
+from .errors import ArgumentError
+
+__all__ = ["RocPlot", "DiscriminantPlot", "EfficiencyPlot", "FLAVOUR_LABELS", "BACKGROUND_LINESTYLES"]
+
+FLAVOUR_LABELS = {"b": "b jets", "c": "c jets", "udsg": "udsg jets"}
+# CMS ROC convention: light (udsg) background solid, c dashed; b (for c tagging) dotted.
+BACKGROUND_LINESTYLES = {"udsg": "-", "c": "--", "b": ":"}
+FLAVOUR_COLOURS = {"b": "#1f77b4", "c": "#2ca02c", "udsg": "#d62728"}
+DISCRIMINANT_LABELS = {"b": "b discriminant", "CvsL": "CvsL discriminant", "CvsB": "CvsB discriminant"}
+VARIABLE_LABELS = {"jet_pt": r"Jet $p_{T}$ [GeV]", "jet_eta": r"Jet $\eta$"}
+COM_TEV = 13  # sqrt(s) of the simulated samples (REFERENCE.md §5)
+
+
+class _Plot:
+    """Common saving/closing; subclasses implement ``draw() -> Figure``."""
+
+    figure = None
+
+    def savefig(self, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+        """Draw (if not drawn yet) and write ``stem.<fmt>`` for each format atomically; close the figure.
+
+        Returns the written paths. A suffix on ``stem`` is replaced.
+        """
+        stem = Path(stem)
+        written = []
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            with atomic_path(path) as tmp:
+                # The temporary name has no extension, so the format must be given.
+                self._render(tmp, fmt)
+            written.append(path)
+        self.close()
+        return written
+
+    def png(self, dpi: float = 72) -> bytes:
+        """The plot as PNG bytes (drawn first if needed), e.g. for an ``ipywidgets.Image``."""
+        import io
+
+        buffer = io.BytesIO()
+        self._render(buffer, "png", dpi=dpi)
+        return buffer.getvalue()
+
+    def _render(self, target, fmt, dpi=None):
+        figure = self.figure if self.figure is not None else self.draw()
+        plt, mplhep = _pyplot(), _mplhep()
+        # Math text (log-axis tick labels) takes its fonts from rcParams when rendered, so render in the
+        # style the figure was made in.
+        with plt.style.context(mplhep.style.CMS):
+            figure.savefig(target, format=fmt, dpi=dpi if dpi is not None else "figure")
+
+    def close(self) -> None:
+        """Release the figure (pyplot keeps a reference to every open figure)."""
+        if self.figure is not None:
+            _pyplot().close(self.figure)
+            self.figure = None
+
+
+class RocPlot(_Plot):
+    """ROC curves of several taggers against one or two backgrounds, with ratio panels.
+
+    ``signal``: ``"b"`` or ``"c"``; ``reference``: name of the tagger in the denominators of the ratio
+    panels (default: the first tagger added); ``eff_range``: x range, also the range of the ratio grid.
+    Add curves (:class:`deepjet_nb.evaluate.RocCurve`) with :meth:`add`; optionally :meth:`mark` working
+    points; :meth:`draw`. After drawing, ``ratios[(tagger, background)] = (eff_grid, mistag / mistag_ref)``.
+    """
+
+    def __init__(self, signal: str = "b", *, reference: str | None = None,
+                 eff_range: tuple[float, float] = (0.3, 1.0), mistag_range: tuple[float, float] = (1e-4, 1.0),
+                 n_ratio_points: int = 100, title: str | None = None, ratio_panels: bool = True):
+        if signal not in FLAVOUR_LABELS:
+            raise ArgumentError(f"RocPlot: signal must be one of {list(FLAVOUR_LABELS)}, got {signal!r}")
+        self.signal = signal
+        self.reference = reference
+        self.eff_range = eff_range
+        self.mistag_range = mistag_range
+        self.n_ratio_points = n_ratio_points
+        self.title = title
+        self.ratio_panels = ratio_panels
+        self.curves = []
+        self.markers = []
+        self.ratios = {}
+
+    def add(self, curve, *, label: str | None = None) -> RocPlot:
+        """Add a :class:`~deepjet_nb.evaluate.RocCurve` whose signal is this plot's signal."""
+        if curve.signal != self.signal:
+            raise ArgumentError(f"RocPlot({self.signal!r}): curve {curve.tagger}/{curve.task} has signal "
+                                f"{curve.signal!r}")
+        self.curves.append((curve, label or curve.tagger))
+        return self
+
+    def mark(self, efficiency: float, mistag: float, label: str | None = None) -> RocPlot:
+        """Mark a point (e.g. a working point) on the ROC panel."""
+        self.markers.append((float(efficiency), float(mistag), label))
+        return self
+
+    @property
+    def taggers(self) -> list[str]:
+        return list(dict.fromkeys(label for _, label in self.curves))
+
+    @property
+    def backgrounds(self) -> list[str]:
+        found = {c.background for c, _ in self.curves}
+        return [b for b in BACKGROUND_LINESTYLES if b in found]
+
+    def draw(self):
+        """Draw into a new figure and return it. Raises :class:`ArgumentError` with no curves."""
+        if not self.curves:
+            raise ArgumentError("RocPlot: no curves added")
+        plt, mplhep = _pyplot(), _mplhep()
+        taggers, backgrounds = self.taggers, self.backgrounds
+        reference = self.reference or taggers[0]
+        if reference not in taggers:
+            raise ArgumentError(f"RocPlot: reference tagger {reference!r} not among {taggers}")
+        n_ratio = len(backgrounds) if self.ratio_panels and len(taggers) > 1 else 0
+        self.close()
+        with plt.style.context(mplhep.style.CMS):
+            fig, axes = plt.subplots(1 + n_ratio, 1, sharex=True, figsize=(10, 8 + 2.2 * n_ratio),
+                                     gridspec_kw={"height_ratios": [3] + [1] * n_ratio, "hspace": 0.07},
+                                     squeeze=False)
+            axes = axes[:, 0]
+            ax = axes[0]
+            colours = _colour_cycle(plt, len(taggers))
+            colour_of = dict(zip(taggers, colours))
+            by_key = {}
+            for curve, label in self.curves:
+                by_key[(label, curve.background)] = curve
+                ax.plot(curve.sig_eff, curve.bkg_eff, color=colour_of[label],
+                        linestyle=BACKGROUND_LINESTYLES[curve.background], linewidth=2)
+            for eff, mistag, label in self.markers:
+                ax.plot([eff], [mistag], marker="o", color="black", linestyle="none")
+                if label:
+                    ax.annotate(label, (eff, mistag), textcoords="offset points", xytext=(6, -14), fontsize=14)
+            ax.set_yscale("log")
+            ax.set_xlim(*self.eff_range)
+            ax.set_ylim(*self.mistag_range)
+            ax.set_ylabel("Misidentification probability")
+            ax.grid(True, which="major", alpha=0.3)
+            handles = [plt.Line2D([], [], color=colour_of[t], linewidth=2, label=t) for t in taggers]
+            handles += [plt.Line2D([], [], color="black", linestyle=BACKGROUND_LINESTYLES[b],
+                                   label=f"{self.signal} vs {b}") for b in backgrounds]
+            ax.legend(handles=handles, loc="upper left", fontsize=16, title=self.title, title_fontsize=16,
+                      frameon=False, bbox_to_anchor=(0.0, 0.93))
+            mplhep.cms.label(ax=ax, data=False, com=COM_TEV, loc=0)
+            grid = np.linspace(*self.eff_range, self.n_ratio_points)
+            self.ratios = {}
+            for ax_r, background in zip(axes[1:], backgrounds[:n_ratio]):
+                ref_curve = by_key.get((reference, background))
+                if ref_curve is None:
+                    continue
+                ref = ref_curve.mistag_at(grid)
+                for tagger in taggers:
+                    curve = by_key.get((tagger, background))
+                    if curve is None:
+                        continue
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ratio = np.where(ref > 0, curve.mistag_at(grid) / ref, np.nan)
+                    self.ratios[(tagger, background)] = (grid, ratio)
+                    ax_r.plot(grid, ratio, color=colour_of[tagger],
+                              linestyle=BACKGROUND_LINESTYLES[background], linewidth=2)
+                ax_r.set_ylabel(f"{background} ratio", fontsize=18)
+                ax_r.grid(True, alpha=0.3)
+            axes[-1].set_xlabel(f"{self.signal}-jet efficiency")
+            if n_ratio:
+                axes[1].set_title(f"mistag / mistag({reference})", fontsize=14, loc="right", pad=3)
+        self.figure = fig
+        return fig
+
+
+class DiscriminantPlot(_Plot):
+    """Distributions of a discriminant, one histogram per added sample, normalised to unit area.
+
+    Values outside ``range`` are counted in the first/last bin so that every jet is shown. After
+    :meth:`add`, ``histograms[label] = (edges, density)``.
+    """
+
+    def __init__(self, discriminant: str = "b", *, bins: int = 50, range: tuple[float, float] = (0.0, 1.0),
+                 title: str | None = None, logy: bool = True, xlabel: str | None = None):
+        self.discriminant = discriminant
+        self.edges = np.linspace(range[0], range[1], bins + 1)
+        self.title = title
+        self.logy = logy
+        self.xlabel = xlabel or DISCRIMINANT_LABELS.get(discriminant, discriminant)
+        self.histograms = {}
+        self._styles = {}
+
+    @classmethod
+    def from_tagger(cls, tagger, discriminant: str = "b", *, bins: int = 50) -> DiscriminantPlot:
+        """One histogram per flavour (b, c, udsg) of a :class:`~deepjet_nb.evaluate.Tagger`'s discriminant.
+
+        The range is [0, 1] for probabilities, else the 0.5-99.5 % quantiles (track counting).
+        """
+        from .evaluate import FLAVOUR_CODES
+
+        values = tagger.discriminants[discriminant]
+        lo, hi = float(np.min(values)), float(np.max(values))
+        if not (lo >= 0.0 and hi <= 1.0):
+            lo, hi = (float(q) for q in np.quantile(values, [0.005, 0.995]))
+            hi = hi if hi > lo else lo + 1.0
+        else:
+            lo, hi = 0.0, 1.0
+        plot = cls(discriminant, bins=bins, range=(lo, hi), title=tagger.name)
+        for flavour, code in FLAVOUR_CODES.items():
+            sel = tagger.flavour == code
+            if np.any(sel):
+                plot.add(values[sel], FLAVOUR_LABELS[flavour],
+                         weights=None if tagger.weights is None else tagger.weights[sel],
+                         color=FLAVOUR_COLOURS[flavour])
+        return plot
+
+    def add(self, values, label: str, *, weights=None, color=None, linestyle: str = "-") -> DiscriminantPlot:
+        """Histogram ``values`` (optionally weighted) under ``label``."""
+        values = np.clip(np.asarray(values, dtype=np.float64), self.edges[0], self.edges[-1])
+        counts, _ = np.histogram(values, bins=self.edges, weights=weights)
+        total = counts.sum()
+        density = counts / (total * np.diff(self.edges)) if total > 0 else np.zeros_like(counts, dtype=float)
+        self.histograms[label] = (self.edges, density)
+        self._styles[label] = {"color": color, "linestyle": linestyle}
+        return self
+
+    def draw(self):
+        if not self.histograms:
+            raise ArgumentError("DiscriminantPlot: no histograms added")
+        plt, mplhep = _pyplot(), _mplhep()
+        self.close()
+        with plt.style.context(mplhep.style.CMS):
+            fig, ax = plt.subplots(figsize=(10, 8))
+            for label, (edges, density) in self.histograms.items():
+                mplhep.histplot(density, edges, ax=ax, label=label, linewidth=2, **self._styles[label])
+            if self.logy:
+                ax.set_yscale("log")
+            ax.set_xlabel(self.xlabel)
+            ax.set_ylabel("Normalised to unit area")
+            ax.legend(title=self.title, frameon=False)
+            mplhep.cms.label(ax=ax, data=False, com=COM_TEV, loc=0)
+        self.figure = fig
+        return fig
+
+
+class EfficiencyPlot(_Plot):
+    """Efficiency vs jet pT or η, one series per :class:`~deepjet_nb.evaluate.Efficiency` added, with
+    asymmetric binomial error bars. ``efficiencies[label]`` keeps what was added."""
+
+    def __init__(self, variable: str = "jet_pt", *, title: str | None = None, logy: bool = True):
+        self.variable = variable
+        self.title = title
+        self.logy = logy
+        self.efficiencies = {}
+
+    def add(self, efficiency, label: str | None = None, *, color=None) -> EfficiencyPlot:
+        label = label or FLAVOUR_LABELS.get(efficiency.flavour, efficiency.flavour)
+        self.efficiencies[label] = (efficiency, color or FLAVOUR_COLOURS.get(efficiency.flavour))
+        return self
+
+    def draw(self):
+        if not self.efficiencies:
+            raise ArgumentError("EfficiencyPlot: no efficiencies added")
+        plt, mplhep = _pyplot(), _mplhep()
+        self.close()
+        with plt.style.context(mplhep.style.CMS):
+            fig, ax = plt.subplots(figsize=(10, 8))
+            for label, (eff, color) in self.efficiencies.items():
+                half = 0.5 * np.diff(eff.edges)
+                ax.errorbar(eff.centers, eff.values, xerr=half, yerr=[eff.err_low, eff.err_high],
+                            marker="o", linestyle="none", color=color, label=label)
+            if self.logy:
+                ax.set_yscale("log")
+                ax.set_ylim(1e-4, 3)
+            else:
+                ax.set_ylim(0, 1.2)
+            if self.variable == "jet_pt":
+                ax.set_xscale("log")
+            ax.set_xlabel(VARIABLE_LABELS.get(self.variable, self.variable))
+            ax.set_ylabel("Tagging efficiency")
+            ax.legend(title=self.title, frameon=False, ncols=3, loc="upper left", title_fontsize=16)
+            mplhep.cms.label(ax=ax, data=False, com=COM_TEV, loc=0)
+        self.figure = fig
+        return fig
+
+
+def _pyplot():
+    """pyplot, after choosing Agg if no backend has been selected (batch job); never overrides a choice."""
+    import matplotlib
+
+    global _backend_loaded
+    if matplotlib.get_backend(auto_select=False) is None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not _backend_loaded:
+        # Load the backend now, outside any style context: loading a notebook's inline backend switches on
+        # interactive mode, and a style context would undo that on exit (later figures would not show).
+        plt.switch_backend(matplotlib.get_backend())
+        _backend_loaded = True
+    return plt
+
+
+_backend_loaded = False
+
+
+def _mplhep():
+    import mplhep
+
+    return mplhep
+
+
+def _colour_cycle(plt, n):
+    colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3"])
+    return [colours[i % len(colours)] for i in range(n)]

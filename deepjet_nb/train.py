@@ -1,0 +1,666 @@
+"""Training: a :class:`Trainer` for notebooks and the ``deepjet-nb train`` command, writing a run directory.
+
+A run directory (docs/formats.md §3) holds copies of the data config and manifest, the training config, one
+``history.csv`` row per finished epoch, the last and best checkpoints (written atomically after each epoch),
+the final model and a text log. ``resume=True`` continues from the last checkpoint after a crash, a SIGKILL or
+a Stop: the checkpoint carries the run state (finished epoch, history, best loss, learning rate, early-stopping
+counters) inside the ``.keras`` file itself, so model and state can never disagree, and the input pipeline
+shuffles each epoch from ``(seed, epoch)``, so a resumed epoch sees the data an uninterrupted run would.
+
+Recipes (REFERENCE.md §4): DeepCSV Adam lr 3e-3; DeepJet 1 epoch at lr 1e-3, then the input batch norms are
+frozen and training goes on at lr 1e-4 (with a fresh optimizer, as the CMS recipe recompiles the model).
+On top: learning rate halved when the validation loss stalls (``lr_patience`` epochs), early stopping after
+``patience`` epochs without improvement. Validation is split by files (whole shards), seeded.
+
+Metrics: weighted sparse categorical cross-entropy and accuracy (argmax of the softmax), and on the
+validation shards each epoch the b vs udsg AUC and b-jet efficiency at 1 % light mistag of the b
+discriminant P(B)+P(BB)+P(LeptB) (jets unweighted, as in evaluation).
+
+Typical use::
+
+    from deepjet_nb.train import Trainer
+    trainer = Trainer("deepjet", data="data/deepjet", out="runs/deepjet", epochs=5)
+    trainer.fit()          # blocks; live dashboard in a notebook, text lines elsewhere
+    trainer.start()        # or: train in a background thread, so the notebook (and the Stop button) stays live
+
+This module does not import TensorFlow at import time (the CLI registers it); Keras loads in :meth:`fit`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import atomic_path, write_text_atomic
+from .errors import ArgumentError, DatasetError, RunError
+from .models import MODEL_NAMES, get_builder
+
+__all__ = ["RECIPES", "TrainConfig", "Trainer", "train", "load_run_model", "read_history", "register_cli"]
+
+# Per-model defaults (REFERENCE.md §4). DeepJet's CMS batch is large; 2048 keeps a CPU step short.
+RECIPES = {
+    "deepcsv": {"lr": 3e-3, "batch_size": 10000, "epochs": 50, "freeze_input_bn_after": None,
+                "lr_after_freeze": None},
+    "deepjet": {"lr": 1e-3, "batch_size": 2048, "epochs": 30, "freeze_input_bn_after": 1,
+                "lr_after_freeze": 1e-4},
+    "pcnn": {"lr": 1e-3, "batch_size": 1024, "epochs": 30, "freeze_input_bn_after": None,
+             "lr_after_freeze": None},
+}
+assert set(RECIPES) == set(MODEL_NAMES)
+
+# Names of the per-epoch validation metrics (history.csv columns, dashboard).
+VAL_AUC = "val_auc_b_vs_udsg"
+VAL_BEFF = "val_beff_at_mistag_0.01"
+MISTAG = 0.01
+
+STATE_MEMBER = "deepjet_nb_state.json"  # run state stored inside checkpoints/last.keras (a zip)
+STATE_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as ``train_config.json``.
+
+    ``None`` fields take the model's recipe value (:data:`RECIPES`). ``train_shards``/``val_shards`` and
+    ``data_config_hash`` are filled in when the run directory is created.
+    """
+
+    model: str
+    data: str
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_after_freeze: float | None = None
+    freeze_input_bn_after: int | None = None
+    seed: int = 0
+    val_fraction: float = 0.2
+    patience: int = 10
+    lr_patience: int = 3
+    lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    buffer_shards: int = 2
+    in_memory: bool = False
+    hyper: dict = field(default_factory=dict)
+    train_shards: list = field(default_factory=list)
+    val_shards: list = field(default_factory=list)
+    data_config_hash: str = ""
+
+    def with_recipe(self) -> TrainConfig:
+        """A copy whose ``None`` fields take the recipe of ``self.model``."""
+        recipe = RECIPES[self.model]
+        changes = {k: v for k, v in recipe.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **changes)
+
+
+# Fields a resumed run must share with the stored one (epochs may grow; data may have moved).
+_RESUME_FIXED = ("model", "batch_size", "lr", "lr_after_freeze", "freeze_input_bn_after", "seed", "val_fraction",
+                 "hyper", "train_shards", "val_shards", "data_config_hash")
+
+
+class Trainer:
+    """Train ``model`` on the converted dataset ``data`` into the run directory ``out``.
+
+    Parameters: ``model`` a name of :data:`deepjet_nb.models.MODEL_NAMES`; ``data`` a converted dataset
+    directory; ``out`` the run directory (created; must not hold another run unless ``resume``); ``resume``
+    continue the run in ``out`` (arguments left ``None`` are taken from it); ``dashboard`` "auto" (widget in
+    a notebook, text elsewhere), "widget", "text" or "off"; other keywords are :class:`TrainConfig` fields.
+
+    Raises (at construction, before any training): :class:`ArgumentError` for an unknown model or bad value,
+    :class:`DatasetError` for a data directory that is not a converted dataset, :class:`RunError` when ``out``
+    holds another run (without ``resume``) or a run that does not match these arguments or data.
+    """
+
+    def __init__(self, model: str, data, out, *, resume: bool = False, dashboard: str = "auto",
+                 epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+                 seed: int | None = None, **options):
+        from .dataset import open_dataset
+
+        get_builder(model)  # unknown model -> ArgumentError, before anything is written
+        if dashboard not in ("auto", "widget", "text", "off"):
+            raise ArgumentError(f"dashboard must be 'auto', 'widget', 'text' or 'off', got {dashboard!r}")
+        unknown = set(options) - {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data"}
+        if unknown:
+            raise ArgumentError(f"unknown training options {sorted(unknown)}")
+        self.run_dir = Path(out)
+        self.dataset = open_dataset(data)
+        self.dashboard_mode = dashboard
+        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **options}
+        given = {k: v for k, v in given.items() if v is not None}
+        self.resuming = resume
+        if resume:
+            self.config = self._resumed_config(model, str(data), given)
+        else:
+            self._refuse_existing_run()
+            self.config = self._new_config(model, str(data), given)
+        self.model = None
+        self.history: list[dict] = []
+        self.stop_reason: str | None = None
+        self.dashboard = None
+        self._stop_requested = False
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    # -- public ------------------------------------------------------------------------------------------
+
+    def fit(self, callbacks: list | None = None) -> list[dict]:
+        """Train until ``epochs``, early stopping or :meth:`stop`; return the history rows (one per epoch).
+
+        ``callbacks``: extra Keras callbacks (they see the validation metrics in the epoch logs). Writes the
+        run directory as training goes; the final model is written when training ends.
+        """
+        import keras
+
+        from .pipeline import JetBatches
+
+        cfg = self.config
+        self._write_run_files()
+        self._log(f"start: model={cfg.model} data={cfg.data} epochs={cfg.epochs} batch_size={cfg.batch_size} "
+                  f"seed={cfg.seed} resume={self.resuming}")
+        keras.utils.set_random_seed(cfg.seed)
+        state = self._restore_or_build()
+        if self.stop_reason is None and state["stopped"] == "early stopping":
+            self.stop_reason = "early stopping"
+        self._stop_requested = False
+        train = self._train_batches()
+        self._val = JetBatches(self.dataset, cfg.val_shards, batch_size=cfg.batch_size, shuffle=False,
+                               buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory) if cfg.val_shards else None
+        self._val_truth = self._validation_truth() if self._val else None
+        self._steps = train.steps_per_epoch
+        if self.dashboard is None:  # start() builds it in the caller's thread, where it must be displayed
+            self.dashboard = self._make_dashboard(train)
+        callbacks = [_hooks_callback(self), *([self.dashboard] if self.dashboard else []), *(callbacks or [])]
+        for start, end, frozen in self._phases(state["epoch"] + 1):
+            if self.stop_reason:
+                break
+            self._enter_phase(frozen, state)
+            self.model.fit(train.as_tf_dataset(start_epoch=start), epochs=end, initial_epoch=start,
+                           steps_per_epoch=train.steps_per_epoch, callbacks=callbacks, shuffle=False, verbose=0)
+        self._finish()
+        self.resuming = True  # the directory now holds this run: a second fit() continues it
+        return self.history
+
+    def stop(self) -> None:
+        """Ask training to end after the current batch; the last checkpoint stays valid (resume repeats the
+        interrupted epoch)."""
+        self._stop_requested = True
+
+    def start(self, callbacks: list | None = None) -> threading.Thread:
+        """Run :meth:`fit` in a background thread (keeps a notebook responsive, e.g. for the Stop button).
+
+        Returns the thread; :meth:`wait` joins it and re-raises an error of the training.
+        """
+        if self.dashboard is None:
+            self.dashboard = self._make_dashboard(self._train_batches())
+            if self.dashboard is not None:
+                self.dashboard.show()
+
+        def target():
+            try:
+                self.fit(callbacks)
+            except BaseException as err:  # handed to wait(); a thread cannot raise into the notebook
+                self._error = err
+
+        self._thread = threading.Thread(target=target, name="deepjet-nb-train", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wait(self) -> list[dict]:
+        """Wait for a training started with :meth:`start`; return the history or raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.history
+
+    # -- run directory -----------------------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def _refuse_existing_run(self):
+        if (self.run_dir / "train_config.json").exists():
+            raise RunError(f"{self.run_dir} already holds a training run; pass resume=True (--resume) to "
+                           f"continue it or choose another output directory")
+
+    def _new_config(self, model, data, given) -> TrainConfig:
+        cfg = TrainConfig(model=model, data=data, **given).with_recipe()
+        self._check_values(cfg)
+        train_shards, val_shards = split_shards(self.dataset.shard_names, cfg.val_fraction, cfg.seed,
+                                                source=data)
+        return dataclasses.replace(cfg, train_shards=train_shards, val_shards=val_shards,
+                                   data_config_hash=str(self.dataset.manifest.get("config_hash", "")))
+
+    def _resumed_config(self, model, data, given) -> TrainConfig:
+        path = self.run_dir / "train_config.json"
+        if not path.is_file():
+            raise RunError(f"{self.run_dir}: no train_config.json to resume from; is this a training run?")
+        try:
+            stored = TrainConfig(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise RunError(f"{path}: unreadable training config ({err})") from None
+        wanted = {"model": model, **given,
+                  "data_config_hash": str(self.dataset.manifest.get("config_hash", ""))}
+        for key in _RESUME_FIXED:
+            if key in wanted and wanted[key] != getattr(stored, key):
+                what = "data (manifest config_hash)" if key == "data_config_hash" else key
+                raise RunError(f"{self.run_dir}: cannot resume, {what} was {getattr(stored, key)!r} in "
+                               f"train_config.json but is {wanted[key]!r} now")
+        missing = sorted(set(stored.train_shards + stored.val_shards) - set(self.dataset.shard_names))
+        if missing:
+            raise RunError(f"{self.run_dir}: cannot resume, shards {missing} are not in dataset {data}")
+        cfg = dataclasses.replace(stored, data=data, **{k: v for k, v in given.items() if k not in _RESUME_FIXED})
+        self._check_values(cfg)
+        return cfg
+
+    @staticmethod
+    def _check_values(cfg: TrainConfig):
+        if cfg.epochs < 1 or cfg.batch_size < 1 or not cfg.lr > 0:
+            raise ArgumentError(f"epochs ({cfg.epochs}) and batch_size ({cfg.batch_size}) must be >= 1 and "
+                                f"lr ({cfg.lr}) > 0")
+        if not 0 <= cfg.val_fraction < 1:
+            raise ArgumentError(f"val_fraction must lie in [0, 1), got {cfg.val_fraction}")
+
+    def _write_run_files(self):
+        """Configs and manifest copy; written once, at the start of a new run (a resume keeps them)."""
+        import yaml
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        if self.resuming and (self.run_dir / "train_config.json").exists():
+            write_text_atomic(self.run_dir / "train_config.json", _json(dataclasses.asdict(self.config)))
+            return
+        manifest = self.dataset.manifest
+        write_text_atomic(self.run_dir / "data_config.yaml",
+                          yaml.safe_dump(manifest.get("config", {}), sort_keys=False))
+        write_text_atomic(self.run_dir / "manifest.json", _json(manifest))
+        # train_config.json last: its presence marks the directory as a run.
+        write_text_atomic(self.run_dir / "train_config.json", _json(dataclasses.asdict(self.config)))
+
+    def _log(self, message: str):
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n"
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "logs" / "train.log", "a") as f:
+            f.write(line)
+
+    # -- model and state ---------------------------------------------------------------------------------
+
+    def _restore_or_build(self) -> dict:
+        from .models import build_model
+
+        last = self.checkpoint_dir / "last.keras"
+        if self.resuming and last.is_file():
+            self.model, state = load_checkpoint(last)
+            self._log(f"resumed from {last} after epoch {state['epoch']}")
+            # history.csv may have missed the last rows if the process died after the checkpoint.
+            self.history = list(state["history"])
+            self._write_history()
+        else:
+            self.model = build_model(self.config.model, self.dataset.manifest, **self.config.hyper)
+            state = {"version": STATE_VERSION, "epoch": -1, "history": [], "best_val_loss": math.inf,
+                     "best_epoch": -1, "wait": 0, "lr_wait": 0, "lr": self.config.lr, "stopped": None}
+        self._state = state
+        return state
+
+    def _phases(self, first_epoch: int):
+        """(start, end, frozen) epoch ranges still to train; the recipe's freeze splits the run in two."""
+        cfg = self.config
+        cut = cfg.freeze_input_bn_after
+        bounds = [(0, cfg.epochs, False)] if not cut or cut >= cfg.epochs else [(0, cut, False),
+                                                                                 (cut, cfg.epochs, True)]
+        return [(max(a, first_epoch), b, frozen) for a, b, frozen in bounds if b > first_epoch]
+
+    def _enter_phase(self, frozen: bool, state: dict):
+        """Compile for a phase: a fresh model, or freeze the input batch norms and lower the lr (recipe)."""
+        from .models.layers import input_batchnorm_layers
+
+        bns = input_batchnorm_layers(self.model)
+        if frozen and any(layer.trainable for layer in bns):
+            for layer in bns:
+                layer.trainable = False  # inference mode: the moving statistics stop changing
+            state["lr"] = self.config.lr_after_freeze or state["lr"]
+            state["lr_wait"] = 0
+            self._log(f"froze input batch norms {[layer.name for layer in bns]}; lr {state['lr']:g}")
+            self._compile(state["lr"])
+        elif not self.model.compiled:
+            self._compile(state["lr"])
+
+    def _compile(self, lr: float):
+        import keras
+
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=lr),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            # argmax accuracy is the one that means something for a softmax over exclusive classes.
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+
+    # -- per-epoch bookkeeping (called by the hooks callback) -------------------------------------------
+
+    def _on_epoch_begin(self, epoch: int):
+        self._epoch_start = time.perf_counter()
+        self._steps_seen = 0
+        self.model.optimizer.learning_rate = self._state["lr"]
+
+    def _on_batch_end(self):
+        self._steps_seen += 1
+        if self._stop_requested:
+            self.model.stop_training = True
+
+    def _on_epoch_end(self, epoch: int, logs: dict):
+        state, cfg = self._state, self.config
+        if self._steps_seen < self._steps:
+            # Stopped mid-epoch: nothing of this epoch is recorded; the last checkpoint stays the valid one.
+            self.stop_reason = "stopped"
+            self._log(f"stopped during epoch {epoch} after {self._steps_seen}/{self._steps} batches; "
+                      f"last checkpoint: epoch {state['epoch']}")
+            logs.clear()
+            return
+        logs.update(self._validation_metrics())
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}, "lr": state["lr"],
+               "time_s": round(time.perf_counter() - self._epoch_start, 3)}
+        monitor = row.get("val_loss", row["loss"])
+        improved = monitor < state["best_val_loss"]
+        if improved:
+            state.update(best_val_loss=monitor, best_epoch=epoch, wait=0, lr_wait=0)
+        else:
+            state["wait"] += 1
+            state["lr_wait"] += 1
+            if state["lr_wait"] >= cfg.lr_patience and state["lr"] > cfg.min_lr:
+                state["lr"] = max(state["lr"] * cfg.lr_factor, cfg.min_lr)
+                state["lr_wait"] = 0
+                self._log(f"validation loss stalled for {cfg.lr_patience} epochs: lr -> {state['lr']:g}")
+        if state["wait"] >= cfg.patience:
+            state["stopped"] = self.stop_reason = "early stopping"
+            self.model.stop_training = True
+        state["epoch"] = epoch
+        state["history"] = [*self.history, row]
+        # Order matters for a crash in between: best, then last (the commit point), then the readable copies.
+        if improved:
+            save_checkpoint(self.model, self.checkpoint_dir / "best.keras", state)
+        save_checkpoint(self.model, self.checkpoint_dir / "last.keras", state)
+        self.history = state["history"]
+        self._write_history()
+        write_text_atomic(self.checkpoint_dir / "last_state.json", _json(_public_state(state)))
+        self._log("epoch " + " ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "epoch") + f" [{epoch}]")
+        if self.stop_reason == "early stopping":
+            self._log(f"early stopping: no improvement for {cfg.patience} epochs (best epoch {state['best_epoch']})")
+
+    def _write_history(self):
+        columns = list(dict.fromkeys(k for row in self.history for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns or ["epoch"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.history)
+        write_text_atomic(self.run_dir / "history.csv", buf.getvalue())
+
+    def _finish(self):
+        final = self.run_dir / "model.keras"
+        if self.stop_reason == "stopped" and self._state["epoch"] >= 0:
+            # The in-memory weights are mid-epoch; the final model is the last finished epoch's.
+            shutil.copyfile(self.checkpoint_dir / "last.keras", self.checkpoint_dir / ".final.keras")
+            os.replace(self.checkpoint_dir / ".final.keras", final)
+        elif self.stop_reason != "stopped":
+            with _keras_path(final) as tmp:
+                self.model.save(tmp)
+        self._log(f"end: {len(self.history)} epochs recorded, stop reason: {self.stop_reason or 'finished'}")
+
+    # -- validation --------------------------------------------------------------------------------------
+
+    def _validation_truth(self):
+        labels, weights = [], []
+        for name in self.config.val_shards:
+            arrays = self.dataset.load(shards=[name], mmap=True)
+            labels.append(np.asarray(arrays["label"]))
+            weights.append(np.asarray(arrays["weight"]))
+        return np.concatenate(labels).astype(np.int64), np.concatenate(weights).astype(np.float64)
+
+    def _validation_metrics(self) -> dict:
+        """val_loss, val_accuracy (weighted like training), b vs udsg AUC and b-eff at 1 % mistag."""
+        if self._val is None:
+            return {}
+        probs = self.model.predict(self._val.as_tf_dataset(repeat=False), verbose=0).astype(np.float64)
+        label, weight = self._val_truth
+        return validation_metrics(probs, label, weight, self.dataset.manifest)
+
+    # -- dashboard ---------------------------------------------------------------------------------------
+
+    def _train_batches(self):
+        from .pipeline import JetBatches
+
+        cfg = self.config
+        return JetBatches(self.dataset, cfg.train_shards, batch_size=cfg.batch_size, seed=cfg.seed,
+                          buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory)
+
+    def _make_dashboard(self, train):
+        if self.dashboard_mode == "off":
+            return None
+        from .dashboard import TrainingDashboard
+
+        return TrainingDashboard(epochs=self.config.epochs, steps_per_epoch=train.steps_per_epoch,
+                                 batch_size=self.config.batch_size, mode=self.dashboard_mode,
+                                 on_stop=self.stop, history=self.history, log=self._log)
+
+
+def train(model: str, data, out, **kwargs) -> Trainer:
+    """Create a :class:`Trainer` with ``kwargs`` and run it; return the trainer (``.history``, ``.model``)."""
+    trainer = Trainer(model, data, out, **kwargs)
+    trainer.fit()
+    return trainer
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers shared with tests and the prediction stage
+
+
+def split_shards(names, val_fraction: float, seed: int, *, source: str = "dataset") -> tuple[list, list]:
+    """Split shard names into (train, validation) by whole files, seeded; at least one of each when
+    ``val_fraction`` > 0. Raises :class:`DatasetError` when there are too few shards to split."""
+    names = sorted(names)
+    if val_fraction == 0:
+        return names, []
+    if len(names) < 2:
+        raise DatasetError(f"{source}: {len(names)} shard(s); validation is split by files, so at least 2 are "
+                           f"needed (or val_fraction=0)")
+    n_val = min(max(1, round(val_fraction * len(names))), len(names) - 1)
+    order = np.random.default_rng(seed).permutation(len(names))
+    val = sorted(names[i] for i in order[:n_val])
+    return [n for n in names if n not in val], val
+
+
+def class_flavours(manifest: dict) -> dict[str, str] | None:
+    """Flavour (b, c, udsg) of each class, from the raw flags that make it up in the manifest's data config.
+
+    Returns None when the config does not say (then :func:`deepjet_nb.evaluate.discriminants` uses its
+    REFERENCE.md §2 defaults).
+    """
+    from .evaluate import FLAVOUR_GROUPS
+
+    classes = (manifest.get("config") or {}).get("classes")
+    if not isinstance(classes, dict):
+        return None
+    out = {}
+    for cls, flags in classes.items():
+        found = [fl for fl, group in FLAVOUR_GROUPS.items() if set(flags) <= set(group)]
+        if len(found) != 1:
+            return None
+        out[cls] = found[0]
+    return out
+
+
+def validation_metrics(probs: np.ndarray, label: np.ndarray, weight: np.ndarray, manifest: dict) -> dict:
+    """Validation metrics from softmax outputs ``probs`` (n, n_classes), integer ``label`` and ``weight``.
+
+    Returns ``val_loss`` (mean of weight × cross-entropy, the Keras convention), ``val_accuracy`` (weighted
+    argmax accuracy), ``VAL_AUC`` and ``VAL_BEFF`` (b vs udsg on the b discriminant, jets unweighted; NaN when
+    the validation set lacks b or light jets).
+    """
+    from .evaluate import discriminants
+    from .kernels.roc import auc, eff_at_mistag, roc_curve
+
+    classes = list(manifest["classes"])
+    picked = np.clip(probs[np.arange(len(label)), label], 1e-7, 1.0)  # Keras clips at its epsilon too
+    out = {"val_loss": float(np.mean(weight * -np.log(picked))),
+           "val_accuracy": float(np.sum(weight * (probs.argmax(axis=1) == label)) / np.sum(weight))}
+    flavours = class_flavours(manifest)
+    b = discriminants({c: probs[:, i] for i, c in enumerate(classes)}, flavours)["b"]
+    if flavours is None:
+        from .evaluate import CLASS_FLAVOURS as flavours
+    jet_flavour = np.array([flavours.get(c, "") for c in classes])[label]
+    use = (jet_flavour == "b") | (jet_flavour == "udsg")
+    is_b = jet_flavour[use] == "b"
+    if is_b.all() or not is_b.any():
+        return {**out, VAL_AUC: math.nan, VAL_BEFF: math.nan}
+    sig_eff, bkg_eff, _ = roc_curve(b[use], is_b)
+    return {**out, VAL_AUC: auc(sig_eff, bkg_eff), VAL_BEFF: float(eff_at_mistag(sig_eff, bkg_eff, MISTAG))}
+
+
+def save_checkpoint(model, path, state: dict) -> None:
+    """Save ``model`` (with optimizer state) to ``path`` atomically, with the run ``state`` inside the zip."""
+    with _keras_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as zf:
+            zf.writestr(STATE_MEMBER, _json(state))
+
+
+def load_checkpoint(path):
+    """Load a checkpoint written by :func:`save_checkpoint`: returns ``(model, state)``.
+
+    Raises :class:`RunError` naming the file when it is missing, unreadable or has no run state.
+    """
+    import keras
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            state = json.loads(zf.read(STATE_MEMBER))
+        model = keras.models.load_model(path)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as err:
+        raise RunError(f"{path}: not a readable deepjet-nb checkpoint ({err})") from None
+    state["best_val_loss"] = float(state["best_val_loss"])
+    return model, state
+
+
+def load_run_model(run_dir, which: str = "final"):
+    """The model of a run: ``which`` is "final" (model.keras), "best" or "last" (checkpoints).
+
+    Raises :class:`RunError` naming the file when it does not exist.
+    """
+    import keras
+
+    paths = {"final": "model.keras", "best": "checkpoints/best.keras", "last": "checkpoints/last.keras"}
+    if which not in paths:
+        raise ArgumentError(f"which must be one of {list(paths)}, got {which!r}")
+    path = Path(run_dir) / paths[which]
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no {paths[which]} (training not finished, or not a run directory)")
+    return keras.models.load_model(path)
+
+
+def read_history(run_dir) -> list[dict]:
+    """Rows of ``history.csv`` of a run as dicts of floats (``epoch`` as int)."""
+    path = Path(run_dir) / "history.csv"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no history.csv")
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# command line
+
+
+def register_cli(subparsers) -> None:
+    """Add ``deepjet-nb train``."""
+    p = subparsers.add_parser("train", help="train a model on a converted dataset into a run directory",
+                              description="Train MODEL on a converted dataset; writes a run directory "
+                                          "(configs, history.csv, checkpoints, model.keras, logs).")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, help="model architecture")
+    p.add_argument("--data", required=True, help="converted dataset directory (deepjet-nb convert)")
+    p.add_argument("--out", required=True, help="run directory to create (or to continue with --resume)")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the model's recipe)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--batch-size", type=int, help="jets per batch (default: the model's recipe)")
+    p.add_argument("--lr", type=float, help="initial learning rate (default: the model's recipe)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--val-fraction", type=float, help="share of shards used for validation (default 0.2)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
+    p.add_argument("--in-memory", action="store_true", default=None, help="load all shards into memory")
+    p.set_defaults(func=_cli_train)
+
+
+def _cli_train(args) -> int:
+    options = {"val_fraction": args.val_fraction, "patience": args.patience, "in_memory": args.in_memory}
+    trainer = Trainer(args.model, args.data, args.out, resume=args.resume, dashboard="text", epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      **{k: v for k, v in options.items() if v is not None})
+    history = trainer.fit()
+    last = history[-1] if history else {}
+    summary = " ".join(f"{k}={_fmt(last[k])}" for k in ("val_loss", VAL_AUC, VAL_BEFF) if k in last)
+    print(f"deepjet-nb train: {len(history)} epochs in {args.out} ({trainer.stop_reason or 'finished'}) {summary}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# private
+
+
+def _hooks_callback(trainer: Trainer):
+    """A Keras callback that hands epoch and batch events to ``trainer`` (defined here to import Keras late)."""
+    import keras
+
+    class _TrainerHooks(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            trainer._on_epoch_begin(epoch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            trainer._on_batch_end()
+
+        def on_epoch_end(self, epoch, logs=None):
+            trainer._on_epoch_end(epoch, logs if logs is not None else {})
+
+    return _TrainerHooks()
+
+
+class _keras_path:
+    """Atomic destination for ``model.save``, which insists on a ``.keras`` suffix for its file name."""
+
+    def __init__(self, destination):
+        self._ctx = atomic_path(destination)
+
+    def __enter__(self) -> Path:
+        self._tmp = self._ctx.__enter__()
+        self._staged = self._tmp.with_name(self._tmp.name + ".keras")
+        return self._staged
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                os.replace(self._staged, self._tmp)
+        finally:
+            self._staged.unlink(missing_ok=True)
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+
+def _public_state(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k != "history"}
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=1, default=str, allow_nan=True) + "\n"
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,98 @@
+"""Data configs: shipped configs load with the REFERENCE shapes; mistakes name the key/branch and the file."""
+
+import numpy as np
+import pytest
+import yaml
+
+from deepjet_nb.config import CONFIG_DIR, REQUIRED_SPECTATORS, evaluate_selection, load_config
+from deepjet_nb.errors import ConfigError
+
+
+def test_deepjet_config_has_reference_groups_and_classes():
+    cfg = load_config("deepjet")
+    assert {g.name: g.shape for g in cfg.inputs} == {"global": (15,), "cpf": (25, 16), "npf": (25, 6),
+                                                     "sv": (4, 12)}
+    assert cfg.class_names == ("B", "BB", "LeptB", "C", "UDS", "G")
+    assert cfg.classes["C"] == ("isC", "isCC", "isGCC")
+    assert cfg.group("cpf").sort_by == "Cpfcan_BtagPf_trackSip2dSig" and cfg.group("cpf").descending
+    assert cfg.group("sv").sort_by == "sv_dxysig"
+    assert cfg.weighting.pt_edges[0] == 10 and cfg.weighting.pt_edges[-1] == 2000
+    assert len(cfg.weighting.pt_edges) == 20 and len(cfg.weighting.eta_edges) == 11
+
+
+def test_deepcsv_config_has_66_inputs_and_4_classes():
+    cfg = load_config("deepcsv")
+    assert sum(int(np.prod(g.shape)) for g in cfg.inputs) == 66
+    assert cfg.class_names == ("B", "BB", "C", "UDSG")
+
+
+def test_spectators_always_include_required_ones():
+    for name in ("deepjet", "deepcsv"):
+        spectators = load_config(name).spectators
+        assert spectators[:len(REQUIRED_SPECTATORS)] == REQUIRED_SPECTATORS
+
+
+def test_config_by_path_equals_config_by_name(tmp_path):
+    path = tmp_path / "copy.yaml"
+    path.write_text((CONFIG_DIR / "deepjet.yaml").read_text())
+    assert load_config(path).hash == load_config("deepjet").hash
+    assert load_config(str(path)) == load_config("deepjet")
+
+
+def test_hash_changes_with_content():
+    cfg = load_config("deepjet")
+    assert cfg.with_fraction(0.5).hash != cfg.hash
+
+
+def edited(tmp_path, edit):
+    raw = yaml.safe_load((CONFIG_DIR / "deepjet.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda r: r["inputs"]["cpf"]["branches"].append("Cpfcan_nonsense"), "'Cpfcan_nonsense'"),
+    (lambda r: r["inputs"]["global"]["branches"].append("jet_ptt"), "'jet_ptt'"),
+    (lambda r: r.update(colour="blue"), "'colour'"),
+    (lambda r: r["inputs"]["sv"].update(maxlen=3), "'maxlen'"),
+    (lambda r: r["preprocessing"].update(fractoin=0.2), "'fractoin'"),
+    (lambda r: r["classes"].update(X=["isTop"]), "'isTop'"),
+    (lambda r: r.update(selection="jet_pt > 20 & bogus < 3"), "'bogus'"),
+    (lambda r: r.update(selection="__import__('os')"), "selection"),
+    (lambda r: r.update(spectators=["nope"]), "'nope'"),
+    (lambda r: r["weighting"].update(reference_class="Z"), "'Z'"),
+    (lambda r: r["weighting"].update(mode="sideways"), "'sideways'"),
+    (lambda r: r["inputs"]["cpf"]["branches"].append("sv_pt"), "different object lists"),
+    (lambda r: r["inputs"]["global"]["branches"].append("sv_pt"), "'sv_pt'"),
+    (lambda r: r["inputs"]["sv"].update(max_length=0), "max_length"),
+    (lambda r: r["preprocessing"].update(fraction=0.0), "fraction"),
+    (lambda r: r["classes"].update(UDS=["isUD", "isG"]), "'isG'"),
+])
+def test_bad_config_error_names_key_and_file(tmp_path, edit, needle):
+    path = edited(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert needle in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_config_name_lists_shipped_ones():
+    with pytest.raises(ConfigError, match="deepcsv"):
+        load_config("deepflavour")
+
+
+def test_invalid_yaml_names_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("inputs: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_config(path)
+
+
+def test_selection_expression_evaluates_like_numpy():
+    arrays = {"jet_pt": np.array([10.0, 30.0, 50.0, np.nan]), "jet_eta": np.array([0.0, -2.6, 1.0, 0.0])}
+    mask = evaluate_selection("(jet_pt > 20) & (abs(jet_eta) < 2.5)", arrays)
+    assert mask.tolist() == [False, False, True, False]
+    assert evaluate_selection("20 < jet_pt <= 50 and not jet_eta > 0.5", arrays).tolist() == \
+        [False, True, False, False]

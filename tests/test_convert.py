@@ -1,0 +1,364 @@
+"""Conversion: equals a slow reference, handles bad inputs per file, resumes, and Dask gives the same bytes."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+
+from deepjet_nb import cli
+from deepjet_nb import convert as conv
+from deepjet_nb._synthetic import write_ntuple
+from deepjet_nb.config import load_config
+from deepjet_nb.dataset import open_dataset
+from deepjet_nb.errors import DatasetError
+from deepjet_nb.samples import schema
+
+
+def unweighted(name="deepjet"):
+    cfg = load_config(name)
+    return cfg.replace(weighting=cfg.weighting.__class__(**{**cfg.weighting.__dict__, "mode": "none"}))
+
+
+def with_weighting(name="deepjet", **changes):
+    cfg = load_config(name)
+    return cfg.replace(weighting=cfg.weighting.__class__(**{**cfg.weighting.__dict__, **changes}))
+
+
+def shard_bytes(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((Path(out) / "shards").rglob("*.npy"))}
+
+
+def leftovers(out):
+    return [p for p in Path(out).rglob(".tmp-*")]
+
+
+# --- slow reference conversion: plain Python over per-jet lists -----------------------------------------
+
+def slow_reference(path, cfg, normalisation):
+    tree = uproot.open(path)[cfg.tree]
+    data = tree.arrays(library="ak")
+    pre = cfg.preprocessing
+    out = {g.name: [] for g in cfg.inputs}
+    out["label"], out["spectators"] = [], []
+
+    def norm(group, branch, x):
+        x = float(x)
+        if not np.isfinite(x) or x in pre.default_values:
+            return pre.replace_with
+        s = normalisation[group][branch]
+        return float(np.clip((x - s["mean"]) / s["std"], -pre.clip, pre.clip))
+
+    for jet in data.to_list():
+        label = [i for i, flags in enumerate(cfg.classes.values()) if sum(jet[f] for f in flags) > 0]
+        if not label or not (20 < jet["jet_pt"] < 1000 and abs(jet["jet_eta"]) < 2.5):
+            continue
+        out["label"].append(label[0])
+        for g in cfg.inputs:
+            if not g.jagged:
+                out[g.name].append([norm(g.name, b, jet[b]) for b in g.branches])
+                continue
+            objects = list(zip(*[jet[b] for b in g.branches]))
+            keys = jet[g.sort_by]
+            order = sorted(range(len(objects)), key=lambda j: (np.isnan(keys[j]),
+                                                              -keys[j] if g.descending else keys[j]))
+            rows = [[norm(g.name, b, objects[j][k]) for k, b in enumerate(g.branches)] for j in order]
+            rows = rows[:g.max_length] + [[g.pad_value] * len(g.branches)] * (g.max_length - len(rows[:g.max_length]))
+            out[g.name].append(rows)
+        sip = sorted((v for v in jet["TagVarCSVTrk_trackSip3dSig"] if not np.isnan(v)), reverse=True)
+        derived = {"trackCounting_sip3dSig2": sip[1] if len(sip) > 1 else -10.0}
+        out["spectators"].append([derived.get(s, jet.get(s)) for s in cfg.spectators])
+    return {k: np.array(v, dtype=np.int8 if k == "label" else np.float32) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name", ["deepjet", "deepcsv"])
+def test_converted_arrays_equal_slow_reference(synthetic_ntuples, tmp_path, name):
+    cfg = unweighted(name)
+    result = conv.convert(synthetic_ntuples, tmp_path / "ds", cfg, jobs=1, step_size=400, progress=False)
+    assert result.ok and result.converted == ["synth_1", "synth_2"]
+    ds = open_dataset(tmp_path / "ds")
+    got = ds.shard("synth_1")
+    want = slow_reference(synthetic_ntuples[0], cfg, ds.normalisation)
+    assert set(got) == {*want, "weight"}
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    np.testing.assert_array_equal(got["weight"], 1.0)
+    assert ds.shard_names == ["synth_1", "synth_2"]
+    assert [s["n_jets"] for s in ds.manifest["shards"]] == [len(want["label"]), ds.n_jets - len(want["label"])]
+
+
+def test_manifest_has_the_documented_keys(synthetic_ntuples, tmp_path):
+    conv.convert(synthetic_ntuples[:1], tmp_path / "ds", "deepjet", jobs=1, progress=False)
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert {"format_version", "created", "config_name", "config", "config_hash", "classes", "inputs",
+            "spectators", "normalisation", "weighting", "shards"} <= set(manifest)
+    assert manifest["inputs"]["cpf"] == {"shape": [25, 16], "features": list(schema.CPF)}
+    assert manifest["weighting"]["pt_edges"][-1] == 2000
+    assert set(manifest["weighting"]["histograms"]) == set(manifest["classes"])
+    assert manifest["shards"][0]["sha256"] == conv._sha256(synthetic_ntuples[0])
+    assert {"jet_pt", "jet_eta", "trackCounting_sip3dSig2", *schema.FLAVOUR_FLAGS} <= set(manifest["spectators"])
+    # Readable without deepjet-nb: plain .npy, memory-mapped.
+    cpf = np.load(tmp_path / "ds" / "shards" / "synth_1" / "cpf.npy", mmap_mode="r")
+    assert isinstance(cpf, np.memmap) and cpf.dtype == np.float32 and cpf.shape[1:] == (25, 16)
+
+
+def test_iter_arrays_equals_unweighted_shard(synthetic_ntuples, tmp_path):
+    cfg = unweighted()
+    conv.convert(synthetic_ntuples[:1], tmp_path / "ds", cfg, jobs=1, progress=False)
+    ds = open_dataset(tmp_path / "ds")
+    chunks = list(conv.iter_arrays(synthetic_ntuples[0], ds.config, ds.normalisation, step_size=500))
+    assert len(chunks) == 3
+    shard = ds.shard("synth_1")
+    for key in chunks[0]:
+        np.testing.assert_array_equal(np.concatenate([c[key] for c in chunks]), shard[key])
+
+
+def test_resampling_is_seeded_and_follows_reference_shape(synthetic_ntuples, tmp_path):
+    cfg = with_weighting(mode="reference", apply="resample")
+    conv.convert(synthetic_ntuples, tmp_path / "a", cfg, jobs=1, step_size=300, progress=False)
+    conv.convert(synthetic_ntuples, tmp_path / "b", cfg, jobs=1, step_size=1000, progress=False)
+    assert shard_bytes(tmp_path / "a") == shard_bytes(tmp_path / "b")
+    ds = open_dataset(tmp_path / "a")
+    full = sum(np.sum(h) for h in ds.manifest["weighting"]["histograms"].values())
+    assert 0 < ds.n_jets < full
+    # Every reference-class jet is kept (its keep probability is 1 wherever it lives).
+    assert (ds.load()["label"] == 0).sum() == np.sum(ds.manifest["weighting"]["histograms"]["B"])
+
+
+def test_per_jet_weights_sum_to_class_counts(synthetic_ntuples, tmp_path):
+    cfg = with_weighting(mode="flat", apply="weight")
+    conv.convert(synthetic_ntuples, tmp_path / "ds", cfg, jobs=1, progress=False)
+    ds = open_dataset(tmp_path / "ds")
+    arrays = ds.load()
+    assert ds.n_jets == sum(np.sum(h) for h in ds.manifest["weighting"]["histograms"].values())
+    for i in range(len(ds.classes)):
+        w = arrays["weight"][arrays["label"] == i]
+        assert np.all(w > 0)
+        assert 0 < w.sum() <= len(w) * (1 + 1e-4)
+
+
+# --- bad inputs -----------------------------------------------------------------------------------------
+
+def make_bad_inputs(directory):
+    directory.mkdir()
+    good = write_ntuple(directory / "good.root", 400, seed=5)
+    truncated = directory / "truncated.root"
+    truncated.write_bytes(Path(good).read_bytes()[:30000])
+    empty = directory / "empty.root"
+    empty.write_bytes(b"")
+    no_entries = write_ntuple(directory / "noentries.root", 0, seed=6)
+    missing = write_ntuple(directory / "missing.root", 100, seed=7, skip=("sv_dxysig",))
+    with uproot.recreate(directory / "notree.root") as f:
+        f["other"] = {"x": np.arange(3)}
+    return {"good": good, "truncated": str(truncated), "empty": str(empty), "noentries": no_entries,
+            "missing": missing, "notree": str(directory / "notree.root")}
+
+
+def test_bad_files_are_reported_by_name_and_others_finish(tmp_path):
+    files = make_bad_inputs(tmp_path / "in")
+    result = conv.convert(list(files.values()), tmp_path / "ds", "deepjet", jobs=1, progress=False)
+    assert result.converted == ["good"]
+    assert set(result.failed) == {v for k, v in files.items() if k != "good"}
+    assert "empty file" in result.failed[files["empty"]]
+    assert "no entries" in result.failed[files["noentries"]]
+    assert "'sv_dxysig'" in result.failed[files["missing"]]
+    assert "no tree 'deepntuplizer/tree'" in result.failed[files["notree"]]
+    for path, cause in result.failed.items():
+        assert path in cause
+    assert sorted(p.name for p in (tmp_path / "ds" / "shards").iterdir()) == ["good"]
+    assert open_dataset(tmp_path / "ds").shard_names == ["good"]
+    assert not leftovers(tmp_path / "ds")
+
+
+def test_cli_exit_code_is_nonzero_when_a_file_fails(tmp_path, capsys):
+    files = make_bad_inputs(tmp_path / "in")
+    code = cli.main(["convert", "--config", "deepjet", "--out", str(tmp_path / "ds"), "--jobs", "1",
+                     "--no-progress", files["good"], files["truncated"]])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert files["truncated"] in err and files["good"] not in err
+    assert (tmp_path / "ds" / "shards" / "good" / "label.npy").is_file()
+
+
+def test_only_bad_files_raise_dataset_error(tmp_path):
+    files = make_bad_inputs(tmp_path / "in")
+    with pytest.raises(DatasetError, match="no input file could be read"):
+        conv.convert([files["empty"], files["truncated"]], tmp_path / "ds", "deepjet", jobs=1, progress=False)
+
+
+def test_nan_and_inf_values_become_finite(tmp_path):
+    import awkward as ak
+
+    rng = np.random.default_rng(0)
+    n = 300
+    counts = rng.poisson(10, n).astype(np.int32)
+    cpf = rng.normal(size=counts.sum()).astype(np.float32)
+    cpf[::3] = np.nan
+    cpf[1::5] = np.inf
+    eta_rel = rng.normal(size=n).astype(np.float32)
+    eta_rel[::4] = -np.inf
+    path = write_ntuple(tmp_path / "nan.root", n, seed=3, overrides={
+        "TagVarCSV_trackSumJetEtRatio": eta_rel, "nCpfcand": counts,
+        **{b: ak.unflatten(cpf, counts) for b in schema.CPF}})
+    result = conv.convert([path], tmp_path / "ds", "deepjet", jobs=1, progress=False)
+    assert result.ok
+    arrays = open_dataset(tmp_path / "ds").load()
+    for group in ("global", "cpf", "npf", "sv"):
+        assert np.isfinite(arrays[group]).all(), group
+    norm = open_dataset(tmp_path / "ds").normalisation
+    assert np.isfinite(norm["cpf"]["Cpfcan_ptrel"]["mean"])
+
+
+def test_file_without_selected_jets_gives_empty_shard(tmp_path):
+    n = 200
+    path = write_ntuple(tmp_path / "soft.root", n, seed=4, overrides={"jet_pt": np.full(n, 5.0, np.float32)})
+    good = write_ntuple(tmp_path / "good.root", 300, seed=5)
+    result = conv.convert([path, good], tmp_path / "ds", "deepjet", jobs=1, progress=False)
+    assert result.ok
+    shard = open_dataset(tmp_path / "ds").shard("soft")
+    assert shard["cpf"].shape == (0, 25, 16) and shard["label"].shape == (0,)
+    with pytest.raises(DatasetError, match="no jet passes the selection"):
+        conv.convert([path], tmp_path / "ds2", "deepjet", jobs=1, progress=False)
+
+
+# --- resume and config changes --------------------------------------------------------------------------
+
+def test_resume_after_interrupted_run(synthetic_ntuples, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    conv.convert(synthetic_ntuples, reference, "deepjet", jobs=1, progress=False)
+
+    real = conv._convert_file
+
+    def interrupted(path, *args):
+        if Path(path).stem == "synth_2":
+            raise KeyboardInterrupt
+        return real(path, *args)
+
+    monkeypatch.setattr(conv, "_convert_file", interrupted)
+    out = tmp_path / "ds"
+    with pytest.raises(KeyboardInterrupt):
+        conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
+    assert open_dataset(out).shard_names == ["synth_1"]
+    assert not (out / "shards" / "synth_2").exists() and not leftovers(out)
+
+    monkeypatch.setattr(conv, "_convert_file", real)
+    result = conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
+    assert result.skipped == ["synth_1"] and result.converted == ["synth_2"]
+    assert shard_bytes(out) == shard_bytes(reference)
+    again = conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
+    assert again.skipped == ["synth_1", "synth_2"] and not again.converted
+
+
+def test_changed_config_is_refused_unless_reconverting(synthetic_ntuples, tmp_path):
+    out = tmp_path / "ds"
+    conv.convert(synthetic_ntuples[:1], out, "deepjet", jobs=1, progress=False)
+    with pytest.raises(DatasetError, match="another config"):
+        conv.convert(synthetic_ntuples[:1], out, "deepjet", fraction=0.5, jobs=1, progress=False)
+    result = conv.convert(synthetic_ntuples[:1], out, "deepjet", fraction=0.5, reconvert=True, jobs=1,
+                          progress=False)
+    assert result.converted == ["synth_1"]
+    assert open_dataset(out).manifest["config"]["preprocessing"]["fraction"] == 0.5
+
+
+def test_changed_source_is_reconverted(synthetic_ntuples, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    path = write_ntuple(src / "x.root", 300, seed=1)
+    out = tmp_path / "ds"
+    conv.convert([path], out, "deepjet", jobs=1, progress=False)
+    write_ntuple(path, 300, seed=2)
+    result = conv.convert([path], out, "deepjet", jobs=1, progress=False)
+    assert result.converted == ["x"]
+
+
+# --- parallel execution ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_local_processes_and_dask_give_identical_shards(synthetic_ntuples, tmp_path):
+    from distributed import Client, LocalCluster
+
+    conv.convert(synthetic_ntuples, tmp_path / "serial", "deepjet", jobs=1, progress=False)
+    conv.convert(synthetic_ntuples, tmp_path / "local", "deepjet", jobs=2, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster):
+            result = conv.convert(synthetic_ntuples, tmp_path / "dask", "deepjet", scheduler=cluster.scheduler_address,
+                                  progress=False)
+    assert result.ok
+    serial = shard_bytes(tmp_path / "serial")
+    assert len(serial) == 2 * 7
+    assert shard_bytes(tmp_path / "local") == serial
+    assert shard_bytes(tmp_path / "dask") == serial
+    manifests = [json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("serial", "local", "dask")]
+    for m in manifests[1:]:
+        assert m["normalisation"] == manifests[0]["normalisation"]
+        assert m["shards"] == manifests[0]["shards"]
+
+
+# --- the reader -----------------------------------------------------------------------------------------
+
+def test_reader_loads_and_iterates(deepjet_dataset):
+    ds = open_dataset(deepjet_dataset)
+    assert ds.classes == ["B", "BB", "LeptB", "C", "UDS", "G"]
+    assert list(ds.inputs) == ["global", "cpf", "npf", "sv"]
+    arrays = ds.load()
+    assert arrays["cpf"].shape == (ds.n_jets, 25, 16) and arrays["label"].dtype == np.int8
+    assert arrays["spectators"].shape == (ds.n_jets, len(ds.spectators))
+    pieces = list(ds.iter_shards())
+    assert [name for name, _ in pieces] == ds.shard_names
+    np.testing.assert_array_equal(np.concatenate([p["label"] for _, p in pieces]), arrays["label"])
+    one = ds.load(shards=ds.shard_names[:1], mmap=True)
+    assert isinstance(one["cpf"], np.memmap)
+    with pytest.raises(DatasetError, match="no shard"):
+        ds.shard("nope")
+    with pytest.raises(DatasetError, match="not a converted dataset"):
+        open_dataset(deepjet_dataset / "shards")
+
+
+def test_deepcsv_dataset_has_66_inputs(deepcsv_dataset):
+    ds = open_dataset(deepcsv_dataset)
+    assert sum(int(np.prod(v["shape"])) for v in ds.inputs.values()) == 66
+    assert ds.classes == ["B", "BB", "C", "UDSG"]
+
+
+# --- notebooks (papermill, small parameters; assert on the numbers they wrote) ---------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_notebook(name, tmp_path, monkeypatch, **parameters):
+    import os
+
+    import papermill
+
+    # The kernel is a subprocess: make the working tree importable there even without `pip install -e`.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    papermill.execute_notebook(str(REPO / name), str(tmp_path / Path(name).name), parameters=parameters,
+                               cwd=str(tmp_path), progress_bar=False, kernel_name="python3")
+    return json.loads(Path(parameters["summary"]).read_text())
+
+
+@pytest.mark.slow
+def test_conversion_tutorial_reweights_to_the_b_shape(ttbar_sample, qcd_sample, tmp_path, monkeypatch):
+    numbers = run_notebook("tutorials/02_conversion.ipynb", tmp_path, monkeypatch,
+                           inputs=[str(ttbar_sample), str(qcd_sample)], out=str(tmp_path / "work"),
+                           summary=str(tmp_path / "summary.json"))
+    ds = open_dataset(tmp_path / "work" / "dataset")
+    assert numbers["n_jets"] == ds.n_jets > 0 and numbers["n_shards"] == 2
+    assert sum(numbers["jets_per_class"]) == ds.n_jets
+    assert numbers["distance_after"]["B"] == pytest.approx(0.0, abs=1e-9)
+    before, after = numbers["distance_before"], numbers["distance_after"]
+    assert np.mean(list(after.values())) < np.mean(list(before.values()))
+
+
+@pytest.mark.slow
+def test_convert_notebook_writes_dataset(ttbar_sample, qcd_sample, tmp_path, monkeypatch):
+    figures = run_notebook("notebooks/convert.ipynb", tmp_path, monkeypatch,
+                           inputs=[str(ttbar_sample), str(qcd_sample)], config="deepcsv",
+                           output=str(tmp_path / "dataset"), jobs=1, summary=str(tmp_path / "figures.json"))
+    ds = open_dataset(tmp_path / "dataset")
+    assert figures["converted"] == ["ttbar", "qcd"] and not figures["failed"]
+    assert figures["n_jets"] == ds.n_jets > 0
+    assert figures["shards"] == {s["name"]: s["n_jets"] for s in ds.manifest["shards"]}
+    assert sorted(p.name for p in (tmp_path / "dataset" / "shards" / "ttbar").iterdir()) == \
+        ["etarel.npy", "global.npy", "label.npy", "spectators.npy", "tracks.npy", "vertex.npy", "weight.npy"]

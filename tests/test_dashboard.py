@@ -1,0 +1,94 @@
+"""Training dashboard: widget state, text lines, Stop button (headless), overhead bookkeeping."""
+
+import io
+
+import numpy as np
+import pytest
+
+from deepjet_nb.errors import ArgumentError
+from deepjet_nb.train import Trainer, load_checkpoint, read_history
+
+
+def _tiny_fit(dashboard, epochs=2, steps=6):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(steps * 8, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    return model.fit(x, y, batch_size=8, epochs=epochs, callbacks=[dashboard], verbose=0, shuffle=False)
+
+
+def test_widget_state_follows_training():
+    from deepjet_nb.dashboard import TrainingDashboard
+
+    dash = TrainingDashboard(epochs=2, steps_per_epoch=6, batch_size=8, mode="widget", update_every=0,
+                             loss_every=2, display=False, stream=io.StringIO())
+    history = _tiny_fit(dash)
+    assert dash._progress.value == dash._progress.max == 12
+    assert "epoch 2/2" in dash._status.value and "jets/s" in dash._status.value
+    assert "lr 0.01" in dash._lr_label.value
+    assert [r["epoch"] for r in dash.epoch_rows] == [0, 1]
+    assert dash.epoch_rows[-1]["loss"] == pytest.approx(history.history["loss"][-1])
+    assert len(dash.batch_loss) == 6 and "<polyline" in dash._loss_plot.value
+    assert dash.overhead_s > 0
+
+
+def test_text_mode_prints_concise_lines():
+    from deepjet_nb.dashboard import TrainingDashboard
+
+    stream = io.StringIO()
+    dash = TrainingDashboard(epochs=2, steps_per_epoch=6, batch_size=8, mode="text", text_every=0,
+                             stream=stream)
+    _tiny_fit(dash)
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("epoch 1/2 step") and "jets/s" in line and "ETA" in line for line in lines)
+    epoch_lines = [line for line in lines if "step" not in line]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"] and "loss" in epoch_lines[0]
+
+
+def test_bad_mode_is_refused():
+    from deepjet_nb.dashboard import TrainingDashboard
+
+    with pytest.raises(ArgumentError, match="mode"):
+        TrainingDashboard(epochs=1, steps_per_epoch=1, batch_size=1, mode="gui")
+
+
+def test_stop_button_ends_training_after_the_batch_with_a_valid_checkpoint(synthetic_deepcsv, tmp_path):
+    import keras
+
+    class ClickStop(keras.callbacks.Callback):
+        """Press Stop in the second epoch while its third batch runs (after batch 1 ended, as a user would)."""
+
+        def __init__(self, trainer):
+            super().__init__()
+            self.trainer, self.epoch, self.batches_after_click = trainer, 0, 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.trainer.dashboard.stop_requested:
+                self.batches_after_click += 1
+            if self.epoch == 1 and batch == 1:
+                self.trainer.dashboard._stop_button.click()
+
+    run = tmp_path / "stopped"
+    trainer = Trainer("deepcsv", synthetic_deepcsv, run, epochs=4, batch_size=16, dashboard="widget")
+    clicker = ClickStop(trainer)
+    trainer.fit(callbacks=[clicker])
+    dash = trainer.dashboard
+    # The batch running when Stop is pressed finishes; no other batch starts.
+    assert trainer.stop_reason == "stopped" and dash.stop_requested and clicker.batches_after_click == 1
+    assert dash._stop_button.disabled and dash._stop_button.description == "Stopped"
+    assert dash._progress.value == 12 + 3  # 12 batches per epoch: one epoch and three batches
+    assert "b-eff @ 1% mistag: 0." in dash._beff_label.value
+    # Only the finished epoch is recorded; the checkpoint is that epoch's and the final model is a copy of it.
+    assert [r["epoch"] for r in read_history(run)] == [0]
+    _, state = load_checkpoint(run / "checkpoints" / "last.keras")
+    assert state["epoch"] == 0
+    assert (run / "model.keras").read_bytes() == (run / "checkpoints" / "last.keras").read_bytes()
+    # A resume repeats the interrupted epoch and goes on to the end.
+    Trainer("deepcsv", synthetic_deepcsv, run, resume=True, dashboard="off").fit()
+    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2, 3]

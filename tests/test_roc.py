@@ -1,0 +1,150 @@
+"""The numba ROC kernels against scikit-learn and a plain-numpy reference."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_curve as sk_roc_curve
+
+from deepjet_nb.errors import ArgumentError
+from deepjet_nb.kernels.roc import auc, eff_at_mistag, roc_auc, roc_curve, threshold_at_mistag
+
+
+def numpy_roc(scores, is_signal, weights=None):
+    """Plain-numpy reference: efficiencies of score >= t for every distinct t (decreasing), (0, 0) first."""
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=float)
+    thresholds = np.unique(scores)[::-1]
+    sig = np.array([weights[is_signal & (scores >= t)].sum() for t in thresholds])
+    bkg = np.array([weights[~is_signal & (scores >= t)].sum() for t in thresholds])
+    sig_eff = np.concatenate([[0.0], sig / weights[is_signal].sum()])
+    bkg_eff = np.concatenate([[0.0], bkg / weights[~is_signal].sum()])
+    return sig_eff, bkg_eff, np.concatenate([[np.inf], thresholds])
+
+
+def sample(seed, n=3000, decimals=None, weighted=True):
+    rng = np.random.default_rng(seed)
+    is_signal = rng.random(n) < 0.35
+    scores = rng.normal(np.where(is_signal, 1.0, 0.0), 1.0)
+    if decimals is not None:  # rounding creates many ties, across signal and background
+        scores = np.round(scores, decimals)
+    weights = rng.uniform(0.2, 3.0, n) if weighted else None
+    return scores, is_signal, weights
+
+
+@pytest.mark.parametrize("seed,decimals,weighted", [(0, None, False), (1, None, True), (2, 1, True), (3, 0, False)])
+def test_roc_curve_matches_sklearn_with_weights_and_ties(seed, decimals, weighted):
+    scores, is_signal, weights = sample(seed, decimals=decimals, weighted=weighted)
+    sig_eff, bkg_eff, thresholds = roc_curve(scores, is_signal, weights)
+    fpr, tpr, thr = sk_roc_curve(is_signal, scores, sample_weight=weights, drop_intermediate=False)
+    np.testing.assert_allclose(sig_eff, tpr, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bkg_eff, fpr, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(thresholds, thr)
+    assert auc(sig_eff, bkg_eff) == pytest.approx(roc_auc_score(is_signal, scores, sample_weight=weights), abs=1e-12)
+
+
+def test_roc_curve_matches_numpy_reference():
+    scores, is_signal, weights = sample(5, n=400, decimals=1)
+    for got, want in zip(roc_curve(scores, is_signal, weights), numpy_roc(scores, is_signal, weights)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_roc_curve_does_not_depend_on_jet_order():
+    scores, is_signal, weights = sample(6, decimals=1)
+    perm = np.random.default_rng(0).permutation(len(scores))
+    for a, b in zip(roc_curve(scores, is_signal, weights), roc_curve(scores[perm], is_signal[perm], weights[perm])):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_all_scores_tied_gives_the_diagonal_endpoints():
+    sig_eff, bkg_eff, thresholds = roc_curve(np.full(10, 0.5), np.arange(10) % 2 == 0)
+    np.testing.assert_array_equal(sig_eff, [0, 1])
+    np.testing.assert_array_equal(bkg_eff, [0, 1])
+    np.testing.assert_array_equal(thresholds, [np.inf, 0.5])
+    assert auc(sig_eff, bkg_eff) == 0.5
+
+
+@pytest.mark.parametrize("sign,expected", [(1, 1.0), (-1, 0.0)])
+def test_perfect_and_inverted_separation(sign, expected):
+    is_signal = np.array([1, 1, 1, 0, 0], dtype=np.int8)  # 0/1 integers are accepted as well as bools
+    scores = sign * np.array([3.0, 2.0, 1.5, 1.0, 0.0])
+    assert roc_auc(scores, is_signal) == expected
+
+
+def test_single_signal_and_background_jet():
+    sig_eff, bkg_eff, _ = roc_curve([0.2, 0.7], [False, True])
+    np.testing.assert_array_equal(sig_eff, [0, 1, 1])
+    np.testing.assert_array_equal(bkg_eff, [0, 0, 1])
+
+
+def test_zero_weight_jets_do_not_count():
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    is_signal = np.array([True, False, True, False])
+    weights = np.array([1.0, 0.0, 1.0, 1.0])  # drop the background jet that sits between the signal jets
+    assert roc_auc(scores, is_signal, weights) == 1.0
+
+
+@pytest.mark.parametrize("scores,is_signal,weights,match", [
+    ([0.1, 0.2], [True, True], None, "background has no jets"),
+    ([0.1, 0.2], [False, False], None, "signal has no jets"),
+    ([0.1, 0.2], [True, False], [0.0, 1.0], "signal has no jets"),
+    ([0.1, np.nan], [True, False], None, "scores contain NaN"),
+    ([0.1, 0.2], [True, False], [1.0, np.inf], "weights contain NaN"),
+    ([0.1, 0.2, 0.3], [True, False], None, "equal length"),
+    ([0.1, 0.2], [True, False], [1.0], "weights have shape"),
+])
+def test_invalid_inputs_raise_argument_error(scores, is_signal, weights, match):
+    with pytest.raises(ArgumentError, match=match):
+        roc_curve(scores, is_signal, weights)
+
+
+def numpy_eff_at_mistag(sig_eff, bkg_eff, mistag):
+    """Reference: interpolate between the last point with bkg_eff <= mistag and the next one."""
+    lo = np.nonzero(bkg_eff <= mistag)[0][-1]
+    if lo == len(bkg_eff) - 1:
+        return sig_eff[lo]
+    hi = lo + 1
+    return sig_eff[lo] + (sig_eff[hi] - sig_eff[lo]) * (mistag - bkg_eff[lo]) / (bkg_eff[hi] - bkg_eff[lo])
+
+
+def test_eff_at_mistag_matches_numpy_reference():
+    scores, is_signal, weights = sample(7, decimals=2)
+    sig_eff, bkg_eff, _ = roc_curve(scores, is_signal, weights)
+    mistags = np.array([0.0, 1e-3, 0.01, 0.0537, 0.1, 0.5, 1.0])
+    got = eff_at_mistag(sig_eff, bkg_eff, mistags)
+    assert got.shape == mistags.shape
+    np.testing.assert_allclose(got, [numpy_eff_at_mistag(sig_eff, bkg_eff, m) for m in mistags], atol=1e-12)
+    assert isinstance(eff_at_mistag(sig_eff, bkg_eff, 0.1), float)
+
+
+def test_eff_at_mistag_interpolates_linearly_and_takes_the_best_point_at_a_plateau():
+    sig_eff = np.array([0.0, 0.4, 0.6, 0.8, 1.0])
+    bkg_eff = np.array([0.0, 0.0, 0.2, 0.2, 1.0])
+    assert eff_at_mistag(sig_eff, bkg_eff, 0.0) == 0.4  # best efficiency with no background at all
+    assert eff_at_mistag(sig_eff, bkg_eff, 0.1) == pytest.approx(0.5)
+    assert eff_at_mistag(sig_eff, bkg_eff, 0.2) == 0.8
+    assert eff_at_mistag(sig_eff, bkg_eff, 0.6) == pytest.approx(0.9)
+    assert eff_at_mistag(sig_eff, bkg_eff, 1.0) == 1.0
+
+
+def test_threshold_at_mistag_is_the_loosest_cut_within_the_mistag():
+    scores, is_signal, _ = sample(8, decimals=2)
+    sig_eff, bkg_eff, thresholds = roc_curve(scores, is_signal)
+    bkg = scores[~is_signal]
+    looser = np.sort(np.unique(scores))
+    for m in (0.1, 0.01, 0.001):
+        cut = threshold_at_mistag(bkg_eff, thresholds, m)
+        assert np.mean(bkg >= cut) <= m
+        next_looser = looser[looser < cut].max()
+        assert np.mean(bkg >= next_looser) > m
+
+
+def test_threshold_at_mistag_is_infinite_when_no_cut_is_tight_enough():
+    sig_eff, bkg_eff, thresholds = roc_curve([1.0, 1.0, 0.0], [True, False, False])
+    assert threshold_at_mistag(bkg_eff, thresholds, 0.1) == np.inf
+
+
+@pytest.mark.parametrize("mistag", [-0.1, 1.5, np.nan])
+def test_mistag_outside_unit_interval_is_refused(mistag):
+    with pytest.raises(ArgumentError, match="mistag"):
+        eff_at_mistag([0, 1], [0, 1], mistag)
+    with pytest.raises(ArgumentError, match="mistag"):
+        threshold_at_mistag([0, 1], [np.inf, 0.0], mistag)

@@ -1,0 +1,261 @@
+"""Input pipeline, Trainer and run directory, resume after SIGKILL, CLI errors, training notebooks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepjet_nb.dataset import open_dataset
+from deepjet_nb.errors import ArgumentError, DatasetError, RunError
+from deepjet_nb.pipeline import JetBatches
+from deepjet_nb.train import (STATE_MEMBER, Trainer, load_checkpoint, load_run_model, read_history,
+                              split_shards)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", "deepjet_nb", "train", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+# -- pipeline ----------------------------------------------------------------------------------------------
+
+
+def _jet_ids(batches, epoch):
+    # The first feature of the global group is unique per jet (random floats): use it as an identifier.
+    return np.concatenate([x["global"][:, 1] for x, _, _ in batches.epoch_batches(epoch)])
+
+
+def test_streaming_epoch_yields_every_jet_once_reshuffled_and_reproducibly(synthetic_deepjet):
+    ds = open_dataset(synthetic_deepjet)
+    stream = JetBatches(ds, batch_size=48, seed=3, buffer_shards=2)
+    memory = JetBatches(ds, batch_size=48, seed=3, in_memory=True)
+    all_ids = np.sort(stream.arrays()[0]["global"][:, 1])
+    e0, e1 = _jet_ids(stream, 0), _jet_ids(stream, 1)
+    assert len(e0) == ds.n_jets == stream.n_jets
+    np.testing.assert_array_equal(np.sort(e0), all_ids)
+    np.testing.assert_array_equal(np.sort(_jet_ids(memory, 0)), all_ids)
+    assert not np.array_equal(e0, e1)  # reshuffled each epoch
+    np.testing.assert_array_equal(e0, _jet_ids(JetBatches(ds, batch_size=48, seed=3), 0))  # seeded
+    sizes = [len(y) for _, y, _ in stream.epoch_batches(0)]
+    assert sizes == [48] * 5 + [16] and len(sizes) == stream.steps_per_epoch
+
+
+def test_streaming_holds_at_most_buffer_shards_in_memory(synthetic_deepjet):
+    ds = open_dataset(synthetic_deepjet)
+    reads = []
+    original = ds.load
+    ds.load = lambda shards=None, mmap=False: reads.append(list(shards)) or original(shards, mmap=mmap)
+    batches = JetBatches(ds, batch_size=32, seed=0, buffer_shards=1)
+    seen_before_first_batch = []
+    for i, _ in enumerate(batches.epoch_batches(0)):
+        if i == 0:
+            seen_before_first_batch = list(reads)
+    # One shard read before the first batch; every shard read once per epoch, one at a time.
+    assert len(seen_before_first_batch) == 1 and all(len(r) == 1 for r in reads)
+    assert sorted(r[0] for r in reads) == sorted(ds.shard_names)
+
+
+def test_pipeline_rejects_unknown_shards(synthetic_deepjet):
+    with pytest.raises(ArgumentError, match="nope"):
+        JetBatches(open_dataset(synthetic_deepjet), ["nope"])
+
+
+def test_validation_is_split_by_whole_files_with_a_seed():
+    names = [f"f{i}" for i in range(10)]
+    train, val = split_shards(names, 0.2, seed=1)
+    assert len(val) == 2 and sorted(train + val) == names and not set(train) & set(val)
+    assert split_shards(names, 0.2, seed=1) == (train, val)
+    with pytest.raises(DatasetError, match="at least 2"):
+        split_shards(["only"], 0.2, seed=1)
+
+
+# -- trainer and run directory -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deepcsv_run(synthetic_deepcsv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "deepcsv"
+    trainer = Trainer("deepcsv", synthetic_deepcsv, out, epochs=3, batch_size=32, seed=7, dashboard="off")
+    trainer.fit()
+    return trainer
+
+
+def test_run_directory_holds_configs_history_checkpoints_and_model(deepcsv_run, synthetic_deepcsv):
+    run = deepcsv_run.run_dir
+    for name in ("data_config.yaml", "manifest.json", "train_config.json", "history.csv", "model.keras",
+                 "checkpoints/last.keras", "checkpoints/best.keras", "checkpoints/last_state.json",
+                 "logs/train.log"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "manifest.json").read_text()) == open_dataset(synthetic_deepcsv).manifest
+    config = json.loads((run / "train_config.json").read_text())
+    assert config["model"] == "deepcsv" and config["lr"] == 3e-3 and config["seed"] == 7
+    assert not set(config["train_shards"]) & set(config["val_shards"])
+    rows = read_history(run)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc_b_vs_udsg", "val_beff_at_mistag_0.01",
+                "lr"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    assert 0.5 < rows[-1]["val_auc_b_vs_udsg"] <= 1.0  # the synthetic classes are separable
+    _, state = load_checkpoint(run / "checkpoints/last.keras")
+    assert state["epoch"] == 2 and [r["epoch"] for r in state["history"]] == [0, 1, 2]
+    assert not list(run.rglob(".tmp-*"))  # nothing half-written left behind
+
+
+def test_final_model_predicts_like_the_trained_model(deepcsv_run):
+    ds = deepcsv_run.dataset
+    x = {g: a[:16] for g, a in ds.load(mmap=True).items() if g in ds.inputs}
+    expected = deepcsv_run.model.predict(x, verbose=0)
+    np.testing.assert_allclose(load_run_model(deepcsv_run.run_dir).predict(x, verbose=0), expected, rtol=1e-6)
+
+
+def test_same_seed_gives_the_same_numbers(deepcsv_run, synthetic_deepcsv, tmp_path):
+    again = Trainer("deepcsv", synthetic_deepcsv, tmp_path / "again", epochs=3, batch_size=32, seed=7,
+                    dashboard="off")
+    again.fit()
+    for a, b in zip(deepcsv_run.history, again.history):
+        assert {k: v for k, v in a.items() if k != "time_s"} == {k: v for k, v in b.items() if k != "time_s"}
+
+
+def test_resume_extends_a_finished_run_without_repeating_epochs(deepcsv_run, synthetic_deepcsv, tmp_path):
+    import shutil
+
+    run = tmp_path / "extended"
+    shutil.copytree(deepcsv_run.run_dir, run)
+    Trainer("deepcsv", synthetic_deepcsv, run, resume=True, epochs=4, dashboard="off").fit()
+    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2, 3]
+
+
+def test_deepjet_recipe_freezes_input_batchnorm_and_lowers_lr(synthetic_deepjet, tmp_path):
+    trainer = Trainer("deepjet", synthetic_deepjet, tmp_path / "dj", epochs=2, batch_size=64, dashboard="off")
+    rows = trainer.fit()
+    assert [r["lr"] for r in rows] == [1e-3, 1e-4]
+    frozen = [layer for layer in trainer.model.layers if layer.name.startswith("input_bn_")]
+    assert len(frozen) == 4 and not any(layer.trainable for layer in frozen)
+    reloaded = load_run_model(tmp_path / "dj")
+    assert not any(layer.trainable for layer in reloaded.layers if layer.name.startswith("input_bn_"))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_records_every_epoch_once(synthetic_deepjet, tmp_path):
+    run = tmp_path / "killed"
+    args = ("--model", "deepjet", "--data", synthetic_deepjet, "--out", run, "--epochs", 3, "--batch-size", 64)
+    proc = _cli(*args)
+    state = run / "checkpoints" / "last_state.json"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    # The recipe recompiles after epoch 0, so the process is still busy when the first checkpoint lands.
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert [r["epoch"] for r in read_history(run)] == [0]
+    resumed = _cli(*args, "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2]
+    assert "3 epochs" in out
+    log = (run / "logs" / "train.log").read_text()
+    assert "resumed from" in log and "after epoch 0" in log
+    _, state_in_zip = load_checkpoint(run / "checkpoints" / "last.keras")
+    assert state_in_zip["epoch"] == 2
+
+
+# -- bad input ----------------------------------------------------------------------------------------------
+
+
+def test_unknown_model_is_a_clear_error(synthetic_deepcsv, tmp_path):
+    with pytest.raises(ArgumentError, match="unknown model 'bdt'"):
+        Trainer("bdt", synthetic_deepcsv, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_dir_without_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="manifest.json"):
+        Trainer("deepcsv", tmp_path, tmp_path / "run")
+
+
+def test_existing_run_is_not_overwritten(deepcsv_run, synthetic_deepcsv):
+    with pytest.raises(RunError, match="already holds a training run"):
+        Trainer("deepcsv", synthetic_deepcsv, deepcsv_run.run_dir)
+
+
+def test_resume_with_mismatched_config_is_refused(deepcsv_run, synthetic_deepcsv, synthetic_deepjet):
+    with pytest.raises(RunError, match="model was 'deepcsv'"):
+        Trainer("deepjet", synthetic_deepjet, deepcsv_run.run_dir, resume=True)
+    with pytest.raises(RunError, match="batch_size was 32"):
+        Trainer("deepcsv", synthetic_deepcsv, deepcsv_run.run_dir, resume=True, batch_size=64)
+
+
+def test_resume_of_a_directory_without_a_run_is_refused(synthetic_deepcsv, tmp_path):
+    with pytest.raises(RunError, match="no train_config.json"):
+        Trainer("deepcsv", synthetic_deepcsv, tmp_path, resume=True)
+
+
+def test_cli_turns_errors_into_one_line_and_exit_code(tmp_path):
+    proc = _cli("--model", "deepcsv", "--data", tmp_path / "missing", "--out", tmp_path / "run")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1].startswith("deepjet-nb train: error:") and "missing" in err
+
+
+# -- notebooks (papermill, tiny parameters; executed copies go to tmp dirs) ----------------------------------
+
+
+def _execute(notebook, tmp_path, **parameters):
+    import papermill
+
+    executed = tmp_path / Path(notebook).name
+    papermill.execute_notebook(str(ROOT / notebook), str(executed), parameters=parameters, cwd=str(tmp_path),
+                               kernel_name="python3", progress_bar=False)
+    return executed
+
+
+@pytest.mark.slow
+def test_tutorial_03_trains_deepcsv_on_the_converted_dataset(deepcsv_dataset, tmp_path):
+    _execute("tutorials/03_train_deepcsv.ipynb", tmp_path, data=str(deepcsv_dataset), epochs=2, batch_size=256,
+             out_dir=str(tmp_path / "out"))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    rows = read_history(tmp_path / "out" / "run")
+    assert summary["epochs"] == len(rows) == 2 and summary["parameters"] == 47_504
+    assert summary["val_auc_b_vs_udsg"] == pytest.approx(rows[-1]["val_auc_b_vs_udsg"])
+    assert 0.5 < summary["val_auc_b_vs_udsg"] <= 1 and 0 <= summary["val_beff_at_mistag_0.01"] <= 1
+
+
+@pytest.mark.slow
+def test_tutorial_04_trains_deepjet_with_the_recipe(deepjet_dataset, tmp_path):
+    _execute("tutorials/04_train_deepjet.ipynb", tmp_path, data=str(deepjet_dataset), epochs=2, batch_size=256,
+             out_dir=str(tmp_path / "out"))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["lr"] == [1e-3, 1e-4]
+    assert len(summary["frozen_input_batchnorms"]) == 4 and 260_000 < summary["parameters"] < 272_000
+    assert [r["epoch"] for r in read_history(tmp_path / "out" / "run")] == [0, 1]
+
+
+@pytest.mark.slow
+def test_pipeline_notebook_writes_a_run_directory(deepcsv_dataset, tmp_path):
+    run = tmp_path / "run"
+    executed = _execute("notebooks/train.ipynb", tmp_path, data=str(deepcsv_dataset), model="deepcsv", epochs=2,
+                        batch_size=256, out=str(run), seed=3)
+    rows = read_history(run)
+    assert [r["epoch"] for r in rows] == [0, 1] and (run / "model.keras").is_file()
+    assert json.loads((run / "train_config.json").read_text())["seed"] == 3
+    assert '"epochs": 2' in executed.read_text()  # the summary the notebook printed
+
+
+def test_notebooks_are_committed_without_outputs():
+    import nbformat
+
+    for path in ("tutorials/03_train_deepcsv.ipynb", "tutorials/04_train_deepjet.ipynb", "notebooks/train.ipynb"):
+        nb = nbformat.read(ROOT / path, as_version=4)
+        assert [c for c in nb.cells if c.metadata.get("tags") == ["parameters"]], path
+        assert all(not c.get("outputs") and c.get("execution_count") is None
+                   for c in nb.cells if c.cell_type == "code"), path
