@@ -5,6 +5,10 @@ e.g. ``djn.samples.generate(...)``.
 """
 
 import importlib
+import os
+
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) hides the progress bars; warnings still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .errors import ArgumentError, ConfigError, DatasetError, DeepJetError, InputFileError, RunError
 

@@ -37,6 +37,7 @@ import numpy as np
 from ._atomic import write_text_atomic
 from .errors import ArgumentError, InputFileError
 from .kernels import roc as _roc
+from .samples.schema import FLAVOUR_GROUPS
 
 __all__ = [
     "TREE", "FLAVOUR_GROUPS", "FLAVOUR_CODES", "CLASS_FLAVOURS", "TASKS", "MISTAGS", "WORKING_POINTS",
@@ -48,12 +49,7 @@ __all__ = [
 
 TREE = "tree"
 
-# Raw flags of REFERENCE.md §1 that make up each evaluation flavour.
-FLAVOUR_GROUPS = {
-    "b": ("isB", "isBB", "isGBB", "isLeptonicB", "isLeptonicB_C"),
-    "c": ("isC", "isCC", "isGCC"),
-    "udsg": ("isUD", "isS", "isG"),
-}
+# FLAVOUR_GROUPS: the raw flags of REFERENCE.md §1 that make up each evaluation flavour (from the schema).
 # Integer codes in Tagger.flavour, chosen like CMS hadron flavour (5 b, 4 c, 0 light); -1 = undefined.
 FLAVOUR_CODES = {"b": 5, "c": 4, "udsg": 0}
 UNDEFINED = -1

@@ -30,13 +30,23 @@ Example::
 
 from __future__ import annotations
 
-from .producer import GenerateSummary, generate
-from .pythia import PROCESSES
+import importlib
 
 __all__ = ["generate", "GenerateSummary", "PROCESSES", "register_cli"]
 
+# numba, awkward and Pythia load on first use, so that ``deepjet_nb.samples.schema`` stays cheap to import
+_LAZY = {"generate": ".producer", "GenerateSummary": ".producer", "PROCESSES": ".pythia"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def register_cli(subparsers) -> None:
+    from .pythia import PROCESSES
+
     parser = subparsers.add_parser(
         "generate",
         help="generate a jet sample with Pythia 8 and the fast detector model",
@@ -57,6 +67,8 @@ def register_cli(subparsers) -> None:
 
 
 def _run_cli(args) -> int:
+    from .producer import generate
+
     summary = generate(args.process, args.events, args.out, seed=args.seed, jobs=args.jobs,
                        pthat_min=args.pthat_min, pileup=args.pileup, progress=not args.quiet)
     print(summary)
