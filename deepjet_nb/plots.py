@@ -163,9 +163,9 @@ class RocPlot(_Plot):
             handles = [plt.Line2D([], [], color=colour_of[t], linewidth=2, label=t) for t in taggers]
             handles += [plt.Line2D([], [], color="black", linestyle=BACKGROUND_LINESTYLES[b],
                                    label=f"{self.signal} vs {b}") for b in backgrounds]
-            ax.legend(handles=handles, loc="upper left", fontsize=16, title=self.title, title_fontsize=16,
+            ax.legend(handles=handles, loc="lower right", fontsize=16, title=self.title, title_fontsize=16,
                       frameon=False, bbox_to_anchor=(0.0, 0.93))
-            mplhep.cms.label(ax=ax, data=False, com=COM_TEV, loc=0)
+            experiment_label(ax)
             grid = np.linspace(*self.eff_range, self.n_ratio_points)
             self.ratios = {}
             for ax_r, background in zip(axes[1:], backgrounds[:n_ratio]):
@@ -256,7 +256,7 @@ class DiscriminantPlot(_Plot):
             ax.set_xlabel(self.xlabel)
             ax.set_ylabel("Normalised to unit area")
             ax.legend(title=self.title, frameon=False)
-            mplhep.cms.label(ax=ax, data=False, com=COM_TEV, loc=0)
+            experiment_label(ax)
         self.figure = fig
         return fig
 
@@ -297,9 +297,16 @@ class EfficiencyPlot(_Plot):
             ax.set_xlabel(VARIABLE_LABELS.get(self.variable, self.variable))
             ax.set_ylabel("Tagging efficiency")
             ax.legend(title=self.title, frameon=False, ncols=3, loc="upper left", title_fontsize=16)
-            mplhep.cms.label(ax=ax, data=False, com=COM_TEV, loc=0)
+            experiment_label(ax)
         self.figure = fig
         return fig
+
+
+def experiment_label(ax) -> None:
+    """The label of every plot: CMS style, but these are deepjet-nb simulations, not CMS results."""
+    import mplhep
+
+    mplhep.label.exp_label(exp="deepjet-nb", llabel="Simulation", rlabel=f"{COM_TEV:g} TeV", ax=ax)
 
 
 def _pyplot():

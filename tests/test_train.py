@@ -250,12 +250,3 @@ def test_pipeline_notebook_writes_a_run_directory(deepcsv_dataset, tmp_path):
     assert json.loads((run / "train_config.json").read_text())["seed"] == 3
     assert '"epochs": 2' in executed.read_text()  # the summary the notebook printed
 
-
-def test_notebooks_are_committed_without_outputs():
-    import nbformat
-
-    for path in ("tutorials/03_train_deepcsv.ipynb", "tutorials/04_train_deepjet.ipynb", "notebooks/train.ipynb"):
-        nb = nbformat.read(ROOT / path, as_version=4)
-        assert [c for c in nb.cells if c.metadata.get("tags") == ["parameters"]], path
-        assert all(not c.get("outputs") and c.get("execution_count") is None
-                   for c in nb.cells if c.cell_type == "code"), path

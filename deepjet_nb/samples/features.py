@@ -16,7 +16,7 @@ from .detector import (
     C_CHI2, C_E, C_KIND, C_NHITS, C_NPIX, C_PU, C_PX, C_PY, C_PZ, C_Q, C_QUAL, C_SD0, C_SZ0, C_TX, C_TY,
     C_TZ, C_X0, C_Y0, C_Z0, PHOTON, PION_MASS, PV_SIGMA_MM, TRACK,
 )
-from .vertexing import delta_r, find_vertices, flight, track_weight
+from .vertexing import delta_r, eta_phi, find_vertices, flight, track_weight
 
 DEFAULT = -999.0
 MM_TO_CM = 0.1
@@ -48,14 +48,6 @@ SV_FIELDS = (
     "enratio",
 )
 N_JET, N_CPF, N_CSVTRK, N_NPF, N_SV = len(JET_COLUMNS), len(CPF_FIELDS), len(CSVTRK_FIELDS), len(NPF_FIELDS), len(SV_FIELDS)
-
-
-@numba.njit(cache=True)
-def _eta_phi(x, y, z):
-    rho = np.sqrt(x * x + y * y)
-    if rho < 1e-12:
-        return 0.0, 0.0
-    return np.arcsinh(z / rho), np.arctan2(y, x)
 
 
 @numba.njit(cache=True)
@@ -141,7 +133,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
         jpt = np.sqrt(jpx * jpx + jpy * jpy)
         jp = np.sqrt(jpt * jpt + jpz * jpz)
         jvec = np.array([jpx, jpy, jpz]) / jp
-        jeta, jphi = _eta_phi(jpx, jpy, jpz)
+        jeta, jphi = eta_phi(jpx, jpy, jpz)
         jets[jj, 0] = jpt
         jets[jj, 1] = jeta
         jets[jj, 2] = jphi
@@ -212,7 +204,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
         v_rows = np.empty((n_vtx, N_SV))
         for v in range(n_vtx):
             f = vpos[v] - pv
-            v_eta[v], v_phi[v] = _eta_phi(f[0], f[1], f[2])
+            v_eta[v], v_phi[v] = eta_phi(f[0], f[1], f[2])
             dxy, sxy, d3d, s3d = flight(vpos[v], vcov[v], pv, pv_var)
             spx = 0.0
             spy = 0.0
@@ -256,7 +248,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
             pt = np.sqrt(px * px + py * py)
             ppar = (px * jvec[0] + py * jvec[1] + pz * jvec[2])
             ptrel_v = np.sqrt(max(p * p - ppar * ppar, 0.0))
-            teta, tphi = _eta_phi(px, py, pz)
+            teta, tphi = eta_phi(px, py, pz)
             dr_sv = 0.4
             for v in range(n_vtx):
                 dr_sv = min(dr_sv, delta_r(teta, tphi, v_eta[v], v_phi[v]))
@@ -330,7 +322,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
         csvtrk_n[jj] = n_sel
         jets[jj, 4] = sum_et / jpt
         if n_sel > 0:
-            seta, sphi = _eta_phi(sum_px, sum_py, sum_pz)
+            seta, sphi = eta_phi(sum_px, sum_py, sum_pz)
             jets[jj, 5] = delta_r(seta, sphi, jeta, jphi)
         else:
             jets[jj, 5] = 0.1
@@ -395,7 +387,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
             jets[jj, 12] = np.sqrt(max(ve * ve - vx * vx - vy * vy - vz * vz, 0.0))
             jets[jj, 13] = nvt
             jets[jj, 14] = ve / sel_energy if sel_energy > 0 else 0.0
-            veta, vphi = _eta_phi(vx, vy, vz)
+            veta, vphi = eta_phi(vx, vy, vz)
             jets[jj, 15] = delta_r(veta, vphi, jeta, jphi)
 
         # neutral candidates, by decreasing pT fraction
@@ -405,7 +397,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
             g = neu[b]
             px, py, pz = cand[C_PX, g], cand[C_PY, g], cand[C_PZ, g]
             pt = np.sqrt(px * px + py * py)
-            neta, nphi = _eta_phi(px, py, pz)
+            neta, nphi = eta_phi(px, py, pz)
             dr_sv = 0.4
             for v in range(n_vtx):
                 dr_sv = min(dr_sv, delta_r(neta, nphi, v_eta[v], v_phi[v]))
@@ -419,7 +411,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
                 for t in range(cand_offsets[ev], cand_offsets[ev + 1]):
                     if cand[C_KIND, t] != TRACK:
                         continue
-                    tp_eta, tp_phi = _eta_phi(cand[C_PX, t], cand[C_PY, t], cand[C_PZ, t])
+                    tp_eta, tp_phi = eta_phi(cand[C_PX, t], cand[C_PY, t], cand[C_PZ, t])
                     if delta_r(neta, nphi, tp_eta, tp_phi) < 0.3:
                         tpt = np.sqrt(cand[C_PX, t] ** 2 + cand[C_PY, t] ** 2)
                         if abs(cand[C_Z0, t] - pv[2]) < CHS_DZ_MM:

@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from .schema import FLAVOUR_FLAGS
+from .vertexing import delta_r, eta_phi
 
 FLAG_INDEX = {name: i for i, name in enumerate(FLAVOUR_FLAGS)}
 _B, _BB, _GBB, _LEPB, _LEPB_C, _C, _CC, _GCC, _UD, _S, _G, _UNDEF = range(12)
@@ -47,24 +48,6 @@ def _heavy_flavour(pid):
     if heaviest == 4:
         return 4
     return 0
-
-
-@numba.njit(cache=True)
-def _delta_r(eta1, phi1, eta2, phi2):
-    dphi = phi1 - phi2
-    while dphi > np.pi:
-        dphi -= 2 * np.pi
-    while dphi < -np.pi:
-        dphi += 2 * np.pi
-    return np.sqrt((eta1 - eta2) ** 2 + dphi * dphi)
-
-
-@numba.njit(cache=True)
-def _eta_phi(px, py, pz):
-    pt = np.sqrt(px * px + py * py)
-    if pt < 1e-9:
-        return (1e9 if pz > 0 else -1e9), 0.0
-    return np.arcsinh(pz / pt), np.arctan2(py, px)
 
 
 @numba.njit(cache=True)
@@ -100,13 +83,13 @@ def _from_gluon_splitting(base, n, i, quark, pid, m1, m2, px, py, pz):
         return False
     if hi < lo:
         hi = lo
-    eta_h, phi_h = _eta_phi(px[base + cur], py[base + cur], pz[base + cur])
+    eta_h, phi_h = eta_phi(px[base + cur], py[base + cur], pz[base + cur])
     best = -1
     best_dr = 1e9
     for k in range(lo, hi + 1):
         if abs(pid[base + k]) == quark:
-            eta_k, phi_k = _eta_phi(px[base + k], py[base + k], pz[base + k])
-            dr = _delta_r(eta_h, phi_h, eta_k, phi_k)
+            eta_k, phi_k = eta_phi(px[base + k], py[base + k], pz[base + k])
+            dr = delta_r(eta_h, phi_h, eta_k, phi_k)
             if dr < best_dr:
                 best_dr = dr
                 best = k
@@ -183,11 +166,11 @@ def label_jets(offsets, pid, status, m1, m2, d1, d2, px, py, pz, jet_offsets, je
                 continue
             if fl != 0 and _has_daughter_of_flavour(base, i, fl, pid, d1, d2):
                 continue  # not the last hadron of its flavour in the chain
-            eta, phi = _eta_phi(px[base + i], py[base + i], pz[base + i])
+            eta, phi = eta_phi(px[base + i], py[base + i], pz[base + i])
             best = -1
             best_dr = MATCH_DR
             for j in range(j0, j1):
-                dr = _delta_r(eta, phi, jet_eta[j], jet_phi[j])
+                dr = delta_r(eta, phi, jet_eta[j], jet_phi[j])
                 if dr < best_dr:
                     best_dr = dr
                     best = j

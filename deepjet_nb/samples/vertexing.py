@@ -70,10 +70,11 @@ def _mass(p4s, use):
 
 
 @numba.njit(cache=True)
-def _eta_phi(x, y, z):
+def eta_phi(x, y, z):
+    """Pseudorapidity and azimuth of a vector; one along the beam gets |eta| = 1e9 (never matched)."""
     rho = np.sqrt(x * x + y * y)
     if rho < 1e-12:
-        return 0.0, 0.0
+        return (1e9 if z >= 0 else -1e9), 0.0
     return np.arcsinh(z / rho), np.arctan2(y, x)
 
 
@@ -175,7 +176,7 @@ def find_vertices(points, dirs, weights, p4s, charges, ip3d, ip3d_sig, pv, pv_co
         if mass > 6.5:
             continue
         f = x - pv
-        f_eta, f_phi = _eta_phi(f[0], f[1], f[2])
+        f_eta, f_phi = eta_phi(f[0], f[1], f[2])
         if delta_r(f_eta, f_phi, jet_eta, jet_phi) > 0.4:
             continue
         if ntrk == 2:
