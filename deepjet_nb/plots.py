@@ -163,8 +163,9 @@ class RocPlot(_Plot):
             handles = [plt.Line2D([], [], color=colour_of[t], linewidth=2, label=t) for t in taggers]
             handles += [plt.Line2D([], [], color="black", linestyle=BACKGROUND_LINESTYLES[b],
                                    label=f"{self.signal} vs {b}") for b in backgrounds]
+            # ROC curves rise to the upper right: the lower right corner is free
             ax.legend(handles=handles, loc="lower right", fontsize=16, title=self.title, title_fontsize=16,
-                      frameon=False, bbox_to_anchor=(0.0, 0.93))
+                      frameon=False)
             experiment_label(ax)
             grid = np.linspace(*self.eff_range, self.n_ratio_points)
             self.ratios = {}
