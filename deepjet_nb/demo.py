@@ -13,12 +13,13 @@ Outputs (``OUT`` = ``runs/demo``): ``samples/``, ``data/<tagger>/``, ``train/<ta
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"  # the demo runs from a source checkout
 TAGGERS = ("deepcsv", "deepjet")
 
 
@@ -107,8 +108,6 @@ def run(out="runs/demo", scale: str = "default", seed: int = 1) -> dict:
     _log("evaluate")
     _notebook("evaluate", out, "evaluate", predictions=[str(out / "predictions" / f"{t}.root") for t in TAGGERS],
               out_dir=str(out))
-    import json
-
     from .evaluate import summary_table
 
     metrics = json.loads((out / "metrics.json").read_text())

@@ -14,7 +14,7 @@ import pytest
 from deepjet_nb.dataset import open_dataset
 from deepjet_nb.errors import ArgumentError, DatasetError, RunError
 from deepjet_nb.pipeline import JetBatches
-from deepjet_nb.train import (STATE_MEMBER, Trainer, load_checkpoint, load_run_model, read_history,
+from deepjet_nb.train import (Trainer, load_checkpoint, load_run_model, read_history,
                               split_shards)
 
 ROOT = Path(__file__).resolve().parents[1]

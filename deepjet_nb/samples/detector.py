@@ -165,7 +165,6 @@ def _add_particle(out, k, gen_index, code, q, px, py, pz, e, vx, vy, vz, pvx, pv
     pt = np.sqrt(px * px + py * py)
     if pt < 1e-6:
         return k
-    p = np.sqrt(pt * pt + pz * pz)
     eta = np.arcsinh(pz / pt)
     aeta = abs(eta)
     a = abs(code)

@@ -47,7 +47,8 @@ SV_FIELDS = (
     "pt", "deltaR", "mass", "ntracks", "chi2", "normchi2", "dxy", "dxysig", "d3d", "d3dsig", "costhetasvpv",
     "enratio",
 )
-N_JET, N_CPF, N_CSVTRK, N_NPF, N_SV = len(JET_COLUMNS), len(CPF_FIELDS), len(CSVTRK_FIELDS), len(NPF_FIELDS), len(SV_FIELDS)
+N_JET, N_CPF, N_CSVTRK = len(JET_COLUMNS), len(CPF_FIELDS), len(CSVTRK_FIELDS)
+N_NPF, N_SV = len(NPF_FIELDS), len(SV_FIELDS)
 
 
 @numba.njit(cache=True)
