@@ -1,11 +1,13 @@
 """Conversion: ROOT ntuples + a data config → a converted dataset (docs/formats.md §2).
 
 Two passes. The statistics pass reads the leading ``preprocessing.fraction`` of each file's jets for the
-standardisation (mean/std per feature) and the scalar branches of all jets for the per-class pT–η
-histograms. The conversion pass then reads each file in chunks of ``step_size`` entries (so memory depends
-on the chunk size, not the file size) and streams one shard per input file, named after the file's stem,
-into a temporary directory that is moved into place once complete. The manifest is rewritten (atomically)
-after every finished shard, so an interrupted run resumes where it stopped.
+standardisation (mean/std per feature) and, for the per-class pT–η histograms, the flags, selection and
+pT/η branches of all jets (each entry read once). The conversion pass then reads each file in chunks of
+``step_size`` entries (so memory depends on the chunk size, not the file size), resamples before padding,
+and streams one shard per input file, named after the file's stem, into a temporary directory that is
+moved into place once complete. The manifest is rewritten (atomically) after every finished shard, so an
+interrupted run resumes where it stopped; a finished shard is redone only when its source's checksum
+(xxh3_128) changed.
 
 Files are processed in parallel on local processes (``jobs``) or on a Dask distributed cluster
 (``scheduler``). A file that fails is reported by name with its cause; the others finish.
@@ -21,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
@@ -43,6 +46,7 @@ FORMAT_VERSION = 1
 DEFAULT_STEP_SIZE = 50_000  # entries per chunk: ~100 MB of DeepJet branches, fast and bounded
 MANIFEST = "manifest.json"
 SHARDS = "shards"
+CHECKSUM = "xxh3_128"  # shard record key of the source checksum (see _checksum)
 
 
 @dataclass
@@ -101,7 +105,7 @@ def convert(inputs, out, config, *, jobs: int | None = None, scheduler=None, fra
             if str(path) in result.failed:
                 continue
             record = done.get(path.stem)
-            if record and (out / SHARDS / path.stem).is_dir() and record["sha256"] == _sha256(path):
+            if record and (out / SHARDS / path.stem).is_dir() and _source_unchanged(record, path):
                 result.skipped.append(path.stem)
             else:
                 todo.append(path)
@@ -243,7 +247,11 @@ def _statistics_pass(paths, cfg, step_size, runner, progress, result):
 
 
 def _file_statistics(path, cfg, step_size):
-    """Worker: moments per input group on the leading fraction of jets, pT–η histograms on all jets."""
+    """Worker: moments per input group on the leading fraction of jets, pT–η histograms on all jets.
+
+    One read of each entry: the leading fraction with the input branches (moments and histograms together),
+    the rest with only what the histograms need (flags, selection, pT, η: a small share of the file's bytes).
+    """
     from .kernels.stats import feature_moments, merge_moments
     from .kernels.weights import histogram_2d
 
@@ -255,13 +263,26 @@ def _file_statistics(path, cfg, step_size):
     hist = np.zeros((n_classes, len(edges[0]) - 1, len(edges[1]) - 1))
     n_selected = 0
     moments = {}
-    with _open_tree(path, cfg.tree, _all_branches(cfg)) as tree:  # opened once: its metadata costs
+    needed = tuple(dict.fromkeys([*cfg.flags, *cfg.selection_branches, w.pt_branch, w.eta_branch]))
+    inputs = tuple(dict.fromkeys([*needed, *(b for g in cfg.inputs for b in g.branches)]))
+    scalar_names = set(cfg.scalar_branches())
+    input_scalars = [b for b in inputs if b in scalar_names]
+
+    def count(scalars, label, keep):
+        nonlocal hist, n_selected
+        n_selected += int(keep.sum())
+        hist += histogram_2d(scalars[w.pt_branch][keep], scalars[w.eta_branch][keep], label[keep], edges[0],
+                             edges[1], n_classes)
+
+    with _objects_before_frozen(), _open_tree(path, cfg.tree, _all_branches(cfg)) as tree:  # opened once
         if tree.num_entries == 0:
             raise InputFileError(f"{path}: tree {cfg.tree!r} has no entries")
         stop = max(1, math.ceil(cfg.preprocessing.fraction * tree.num_entries))
-        for arrays in _iterate(tree, path, cfg, _all_branches(cfg), step_size, entry_stop=stop):
-            scalars = _scalars(arrays, cfg)
-            keep = _keep(scalars, cfg)
+        for arrays in _iterate(tree, path, cfg, inputs, step_size, entry_stop=stop):
+            scalars = _scalars(arrays, cfg, input_scalars)
+            label = class_labels(scalars, cfg)
+            keep = _keep(scalars, cfg, label)
+            count(scalars, label, keep)
             for g in cfg.inputs:
                 if g.jagged:
                     offsets, values = _jagged_values(arrays, g.branches, path)
@@ -270,15 +291,11 @@ def _file_statistics(path, cfg, step_size):
                     values = np.stack([scalars[b] for b in g.branches])[:, keep]
                 m = feature_moments(values, excluded)
                 moments[g.name] = m if g.name not in moments else merge_moments(*moments[g.name], *m)
-        # Only what the histograms need (flags, selection, pT, η): a small share of the file's bytes.
-        needed = tuple(dict.fromkeys([*cfg.flags, *cfg.selection_branches, w.pt_branch, w.eta_branch]))
-        for arrays in _iterate(tree, path, cfg, needed, step_size):
-            scalars = _scalars(arrays, cfg, needed)
-            label = class_labels(scalars, cfg)
-            keep = _keep(scalars, cfg, label)
-            n_selected += int(keep.sum())
-            hist += histogram_2d(scalars[w.pt_branch][keep], scalars[w.eta_branch][keep], label[keep],
-                                 edges[0], edges[1], n_classes)
+        if stop < tree.num_entries:
+            for arrays in _iterate(tree, path, cfg, needed, step_size, entry_start=stop):
+                scalars = _scalars(arrays, cfg, needed)
+                label = class_labels(scalars, cfg)
+                count(scalars, label, _keep(scalars, cfg, label))
     return {"moments": moments, "histogram": hist, "n_selected": n_selected}
 
 
@@ -288,53 +305,60 @@ def _convert_file(path, shards_dir, cfg, normalisation, tables, step_size):
 
     path = Path(path)
     stem = path.stem
-    checksum = _sha256(path)
+    checksum = _checksum(path)
     norm = _normalisation_arrays(cfg, normalisation)
     w = cfg.weighting
     # Seeded per file (not per worker) so local processes and Dask give the same bytes.
     rng = np.random.default_rng([w.seed, int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")])
     n_jets = 0
-    with atomic_path(Path(shards_dir) / stem, directory=True) as tmp, contextlib.ExitStack() as stack:
+    with _objects_before_frozen(), atomic_path(Path(shards_dir) / stem, directory=True) as tmp, \
+            contextlib.ExitStack() as stack:
         writers = {g.name: stack.enter_context(_NpyAppender(tmp / f"{g.name}.npy", np.float32, g.shape))
                    for g in cfg.inputs}
         writers["label"] = stack.enter_context(_NpyAppender(tmp / "label.npy", np.int8, ()))
         writers["weight"] = stack.enter_context(_NpyAppender(tmp / "weight.npy", np.float32, ()))
         writers["spectators"] = stack.enter_context(
             _NpyAppender(tmp / "spectators.npy", np.float32, (len(cfg.spectators),)))
+        resample = None
+        if w.mode != "none" and tables is not None and w.apply == "resample":
+            def resample(pt, eta, label):
+                p = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"], tables["keep"])
+                return resample_indices(p, rng.random(len(p)))
         for arrays in _read_chunks(path, cfg, _all_branches(cfg), step_size):
-            out, pt, eta = _process_chunk(arrays, cfg, norm, path)
+            # Resampled before padding: rejected jets cost no padding and no copy.
+            out, pt, eta = _process_chunk(arrays, cfg, norm, path, resample)
             label = out["label"]
-            weight = np.ones(len(label), dtype=np.float32)
-            if w.mode != "none" and tables is not None:
-                if w.apply == "resample":
-                    p = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"], tables["keep"])
-                    kept = resample_indices(p, rng.random(len(p)))
-                    out = {k: v[kept] for k, v in out.items()}
-                    weight = weight[kept]
-                else:
-                    weight = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"],
-                                       tables["weights"])
+            if w.mode != "none" and tables is not None and w.apply == "weight":
+                weight = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"], tables["weights"])
+            else:
+                weight = np.ones(len(label), dtype=np.float32)
             out["weight"] = weight
             for name, writer in writers.items():
                 writer.append(out[name])
             n_jets += len(weight)
         stack.close()  # headers written before the directory moves into place
-    return {"name": stem, "source": str(path.resolve()), "sha256": checksum, "n_jets": n_jets}
+    return {"name": stem, "source": str(path.resolve()), CHECKSUM: checksum, "n_jets": n_jets}
 
 
 # --- chunk processing (shared by convert, iter_arrays and the statistics pass) ---------------------------
 
-def _process_chunk(arrays, cfg, norm, path):
-    """One chunk → (dict of output arrays for kept jets, weighting pT, weighting η of kept jets)."""
+def _process_chunk(arrays, cfg, norm, path, resample=None):
+    """One chunk → (dict of output arrays for kept jets, weighting pT, weighting η of kept jets).
+
+    Kept jets: those in a class and passing the selection, then, with ``resample(pt, eta, label)`` given, the
+    ones among them at the indices it returns (resampling before padding saves work on rejected jets).
+    """
     from .kernels.padding import nth_largest, pad_sorted
     from .kernels.stats import standardise
 
     pre = cfg.preprocessing
+    w = cfg.weighting
     excluded = np.asarray(pre.default_values, dtype=np.float64)
     scalars = _scalars(arrays, cfg)
     label = class_labels(scalars, cfg)
-    keep = _keep(scalars, cfg, label)
-    jets = np.flatnonzero(keep)
+    jets = np.flatnonzero(_keep(scalars, cfg, label))
+    if resample is not None:
+        jets = jets[resample(scalars[w.pt_branch][jets], scalars[w.eta_branch][jets], label[jets])]
     out = {}
     for g in cfg.inputs:
         mean, std, clip = norm[g.name]
@@ -351,18 +375,17 @@ def _process_chunk(arrays, cfg, norm, path):
         else:
             values = np.stack([scalars[b][jets] for b in g.branches])
             out[g.name] = np.ascontiguousarray(standardise(values, mean, std, excluded, pre.replace_with, clip).T)
-    out["label"] = label[keep]
-    columns = []
-    for name in cfg.spectators:
+    out["label"] = label[jets]
+    spectators = np.empty((len(jets), len(cfg.spectators)), dtype=np.float32)
+    for i, name in enumerate(cfg.spectators):
         if name in DERIVED_SPECTATORS:
             branch, n = DERIVED_SPECTATORS[name]
             offsets, values = _jagged_values(arrays, (branch,), path=path)
-            columns.append(nth_largest(offsets, values[0], n, DERIVED_DEFAULT))
+            spectators[:, i] = nth_largest(offsets, values[0], n, DERIVED_DEFAULT)[jets]
         else:
-            columns.append(scalars[name])
-    out["spectators"] = np.stack(columns, axis=1)[keep].astype(np.float32, copy=False)
-    w = cfg.weighting
-    return out, scalars[w.pt_branch][keep], scalars[w.eta_branch][keep]
+            spectators[:, i] = scalars[name][jets]
+    out["spectators"] = spectators
+    return out, scalars[w.pt_branch][jets], scalars[w.eta_branch][jets]
 
 
 def _scalars(arrays, cfg, names=None):
@@ -427,6 +450,22 @@ def _weight_tables_from_manifest(manifest, cfg):
 
 # --- reading --------------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _objects_before_frozen():
+    """Keep the garbage collector's full collections off the objects that exist before a file is read.
+
+    Reading makes many short-lived objects (per basket), so full collections run often, and each one walks
+    every tracked object: numba's import alone brings ~200k, which made collecting a tenth of a conversion.
+    ``gc.freeze`` sets the existing objects aside for the duration (new garbage is still collected, so memory
+    stays bounded); ``gc.unfreeze`` hands them back, so nothing that was collectable stays uncollected.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _all_branches(cfg):
     return cfg.scalar_branches() + cfg.jagged_branches()
 
@@ -469,15 +508,29 @@ def _read_chunks(path, cfg, branches, step_size, entry_stop=None):
         yield from _iterate(tree, path, cfg, branches, step_size, entry_stop)
 
 
-def _iterate(tree, path, cfg, branches, step_size, entry_stop=None):
+def _iterate(tree, path, cfg, branches, step_size, entry_stop=None, entry_start=None):
     try:
-        for arrays in tree.iterate(list(branches), step_size=step_size, entry_stop=entry_stop,
-                                   library="ak", how=dict):
+        for arrays in tree.iterate(list(branches), step_size=step_size, entry_start=entry_start,
+                                   entry_stop=entry_stop, library="ak", how=dict):
             yield arrays
     except (DeepJetError, GeneratorExit):
         raise
     except Exception as err:  # decompression / deserialisation errors of a truncated or corrupt file
         raise InputFileError(f"{path}: cannot read tree {cfg.tree!r} ({type(err).__name__}: {err})") from None
+
+
+def _checksum(path):
+    """xxh3_128 hex digest of the file's bytes: detects a changed source when resuming (not a security hash;
+    it runs at memory speed, where sha256 cost a visible share of a conversion)."""
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    buffer = bytearray(1 << 22)
+    view = memoryview(buffer)
+    with open(path, "rb") as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
 
 
 def _sha256(path):
@@ -486,6 +539,16 @@ def _sha256(path):
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _source_unchanged(record, path):
+    """Whether ``path`` still has the checksum its shard record holds (sha256 in datasets written before
+    xxh3_128 became the checksum; they resume too)."""
+    if CHECKSUM in record:
+        return record[CHECKSUM] == _checksum(path)
+    if "sha256" in record:
+        return record["sha256"] == _sha256(path)
+    return False
 
 
 # --- output ---------------------------------------------------------------------------------------------

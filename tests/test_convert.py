@@ -96,7 +96,7 @@ def test_manifest_has_the_documented_keys(synthetic_ntuples, tmp_path):
     assert manifest["inputs"]["cpf"] == {"shape": [25, 16], "features": list(schema.CPF)}
     assert manifest["weighting"]["pt_edges"][-1] == 2000
     assert set(manifest["weighting"]["histograms"]) == set(manifest["classes"])
-    assert manifest["shards"][0]["sha256"] == conv._sha256(synthetic_ntuples[0])
+    assert manifest["shards"][0]["xxh3_128"] == conv._checksum(synthetic_ntuples[0])
     assert {"jet_pt", "jet_eta", "trackCounting_sip3dSig2", *schema.FLAVOUR_FLAGS} <= set(manifest["spectators"])
     # Readable without deepjet-nb: plain .npy, memory-mapped.
     cpf = np.load(tmp_path / "ds" / "shards" / "synth_1" / "cpf.npy", mmap_mode="r")
@@ -270,6 +270,21 @@ def test_changed_source_is_reconverted(synthetic_ntuples, tmp_path):
     write_ntuple(path, 300, seed=2)
     result = conv.convert([path], out, "deepjet", jobs=1, progress=False)
     assert result.converted == ["x"]
+
+
+def test_dataset_with_sha256_source_checksums_still_resumes(synthetic_ntuples, tmp_path):
+    # Datasets written before xxh3_128 became the source checksum hold "sha256" in their shard records.
+    out = tmp_path / "ds"
+    conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for record in manifest["shards"]:
+        del record["xxh3_128"]
+        record["sha256"] = conv._sha256(record["source"])
+    manifest["shards"][1]["sha256"] = "0" * 64  # as if synth_2 had changed since
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
+    assert result.skipped == ["synth_1"] and result.converted == ["synth_2"]
+    assert "xxh3_128" in open_dataset(out).manifest["shards"][1]
 
 
 # --- parallel execution ---------------------------------------------------------------------------------
