@@ -40,12 +40,11 @@ import numpy as np
 from ._atomic import atomic_path, write_text_atomic
 from .config import DERIVED_DEFAULT, DERIVED_SPECTATORS, DataConfig, config_from_dict, load_config
 from .config import evaluate_selection
+from .dataset import FORMAT_VERSION, MANIFEST, SHARDS
 from .errors import ArgumentError, DatasetError, DeepJetError, InputFileError
+from .rootio import open_tree
 
-FORMAT_VERSION = 1
 DEFAULT_STEP_SIZE = 50_000  # entries per chunk: ~100 MB of DeepJet branches, fast and bounded
-MANIFEST = "manifest.json"
-SHARDS = "shards"
 CHECKSUM = "xxh3_128"  # shard record key of the source checksum (see _checksum)
 
 
@@ -274,7 +273,7 @@ def _file_statistics(path, cfg, step_size):
         hist += histogram_2d(scalars[w.pt_branch][keep], scalars[w.eta_branch][keep], label[keep], edges[0],
                              edges[1], n_classes)
 
-    with _objects_before_frozen(), _open_tree(path, cfg.tree, _all_branches(cfg)) as tree:  # opened once
+    with _objects_before_frozen(), open_tree(path, cfg.tree, _all_branches(cfg)) as tree:  # opened once
         if tree.num_entries == 0:
             raise InputFileError(f"{path}: tree {cfg.tree!r} has no entries")
         stop = max(1, math.ceil(cfg.preprocessing.fraction * tree.num_entries))
@@ -470,41 +469,9 @@ def _all_branches(cfg):
     return cfg.scalar_branches() + cfg.jagged_branches()
 
 
-@contextlib.contextmanager
-def _open_tree(path, treename, branches):
-    """The TTree ``treename`` of ``path`` with ``branches`` checked; InputFileError names what is wrong."""
-    import uproot
-
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise InputFileError(f"{path}: no such file ({err.strerror})") from None
-    if not path.is_file():
-        raise InputFileError(f"{path}: not a file")
-    if size == 0:
-        raise InputFileError(f"{path}: empty file (0 bytes)")
-    try:
-        file = uproot.open(path)
-    except Exception as err:  # uproot raises many kinds for a corrupt file; all mean "not readable"
-        raise InputFileError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
-    with file:
-        try:
-            tree = file[treename]
-        except Exception as err:
-            raise InputFileError(f"{path}: no tree {treename!r} ({type(err).__name__}: {err})") from None
-        if not isinstance(tree, uproot.TTree):
-            raise InputFileError(f"{path}: {treename!r} is a {type(tree).__name__}, not a TTree")
-        missing = [b for b in branches if b not in tree]
-        if missing:
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise InputFileError(f"{path}: tree {treename!r} has no branch {missing[0]!r}{more}")
-        yield tree
-
-
 def _read_chunks(path, cfg, branches, step_size, entry_stop=None):
     """Chunks (dict branch → awkward array) of ``step_size`` entries; read errors name the file."""
-    with _open_tree(path, cfg.tree, branches) as tree:
+    with open_tree(path, cfg.tree, branches) as tree:
         yield from _iterate(tree, path, cfg, branches, step_size, entry_stop)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from ._atomic import write_text_atomic
 from .errors import ArgumentError, InputFileError
 from .kernels import roc as _roc
+from .rootio import open_tree
 from .samples.schema import FLAVOUR_GROUPS
 
 __all__ = [
@@ -331,20 +332,9 @@ def load_taggers(paths: Sequence[str | os.PathLike], *, baseline: bool = True,
 
 
 def _read_tree(path, weight_branch, with_baseline=True):
-    import uproot
-
     path = Path(path)
     source = f"{path}:{TREE}"
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such prediction file")
-    try:
-        file = uproot.open(path)
-    except Exception as err:  # uproot raises many kinds for a non-ROOT or truncated file
-        raise InputFileError(f"{path}: not a readable ROOT file ({err})") from err
-    with file:
-        if TREE not in file:
-            raise InputFileError(f"{path}: no tree {TREE!r} (keys: {sorted(file.keys(cycle=False))})")
-        tree = file[TREE]
+    with open_tree(path, TREE) as tree:
         keys = set(tree.keys())
         probs = [k for k in tree.keys() if k.startswith(PROB_PREFIX)]
         if not probs:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_path
+from .dataset import MANIFEST
 from .errors import ArgumentError, DatasetError, RunError
 
 __all__ = ["predict", "load_run", "Run", "TREE", "register_cli"]
@@ -95,7 +96,7 @@ def load_run(run_dir: str | os.PathLike, *, model: str | None = None) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory")
-    manifest_path = run_dir / "manifest.json"
+    manifest_path = run_dir / MANIFEST
     if not manifest_path.is_file():
         raise RunError(f"{run_dir}: no manifest.json (not a training run directory)")
     try:
@@ -177,7 +178,7 @@ def _source(path, run):
         from .dataset import open_dataset
 
         ds = open_dataset(path)
-        where = path / "manifest.json"
+        where = path / MANIFEST
         if ds.classes != run.classes:
             raise DatasetError(f"{where}: classes {ds.classes} differ from the run's {run.classes}")
         if ds.inputs != run.inputs:

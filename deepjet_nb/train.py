@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_path, write_text_atomic
+from .dataset import MANIFEST
 from .errors import ArgumentError, DatasetError, RunError
 from .models import MODEL_NAMES, get_builder
 
@@ -285,7 +286,7 @@ class Trainer:
         manifest = self.dataset.manifest
         write_text_atomic(self.run_dir / "data_config.yaml",
                           yaml.safe_dump(manifest.get("config", {}), sort_keys=False))
-        write_text_atomic(self.run_dir / "manifest.json", _json(manifest))
+        write_text_atomic(self.run_dir / MANIFEST, _json(manifest))
         # train_config.json last: its presence marks the directory as a run.
         write_text_atomic(self.run_dir / "train_config.json", _json(dataclasses.asdict(self.config)))
 
