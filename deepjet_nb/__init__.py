@@ -1,7 +1,21 @@
 """deepjet-nb: Jupyter-first deep-learning jet-flavour tagging.
 
-``import deepjet_nb as djn`` is cheap: stage modules (and TensorFlow, matplotlib) load on first use,
-e.g. ``djn.samples.generate(...)``.
+``import deepjet_nb as djn`` is cheap: modules (and TensorFlow, matplotlib) load on first use.
+
+The pipeline has one module per stage, named after the command that runs it, and one module per shared idea
+or file format::
+
+    djn.samples.generate(...)        generate       Pythia 8 + detector model -> jet ntuples (schema)
+    djn.convert.convert(...)         convert        ntuples + data config (config) -> dataset (dataset)
+    djn.train.Trainer(...)           train          dataset -> run directory (run), live dashboard
+    djn.predict.predict(...)         predict        run + jets -> prediction file
+    djn.evaluate.evaluate(...)       evaluate       predictions -> metrics, plots (plots), explorer (widgets)
+
+Shared ideas: ``schema`` (ntuple branches), ``flavours`` (flavours, classes, discriminants), ``dataset``,
+``run``, ``parallel`` (local processes or Dask), ``summary`` (numbers a notebook records), ``examples``
+(small samples shared by the tutorials). The objects people open or build most often are also here:
+``djn.generate``, ``djn.load_config``, ``djn.open_dataset``, ``djn.Trainer``, ``djn.open_run``,
+``djn.load_taggers``.
 """
 
 import importlib
@@ -15,15 +29,20 @@ from .errors import ArgumentError, ConfigError, DatasetError, DeepJetError, Inpu
 __version__ = "0.1.0"
 
 _LAZY_MODULES = frozenset(
-    ("samples", "kernels", "config", "convert", "dataset", "models", "train", "dashboard", "predict",
-     "evaluate", "plots", "widgets", "cli", "demo")
+    ("samples", "kernels", "schema", "flavours", "config", "convert", "dataset", "parallel", "pipeline", "models",
+     "train", "run", "dashboard", "predict", "evaluate", "plots", "widgets", "summary", "examples", "cli", "demo")
 )
+# Shortcuts: name -> module that defines it.
+_SHORTCUTS = {"generate": "samples", "load_config": "config", "open_dataset": "dataset", "Trainer": "train",
+              "open_run": "run", "load_taggers": "evaluate"}
 
 __all__ = ["ArgumentError", "ConfigError", "DatasetError", "DeepJetError", "InputFileError", "RunError",
-           *sorted(_LAZY_MODULES)]
+           *sorted(_SHORTCUTS), *sorted(_LAZY_MODULES)]
 
 
 def __getattr__(name):
     if name in _LAZY_MODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _SHORTCUTS:
+        return getattr(importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}"), name)
     raise AttributeError(f"module 'deepjet_nb' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .samples import schema
+from . import schema
 
 # Mean object multiplicities (approx. CMS AK4 jets at 20-200 GeV).
 _MEAN_COUNTS = {"nCpfcand": 12.0, "nNpfcand": 10.0, "nsv": 0.8,

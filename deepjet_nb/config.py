@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .samples import schema
+from . import schema
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -78,7 +78,7 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Weighting:
-    """pT–η reweighting per class (REFERENCE.md §3): ``mode`` reference/flat/none, ``apply`` resample/weight."""
+    """pT–η reweighting per class (docs/reference.md §3): ``mode`` reference/flat/none, ``apply`` resample/weight."""
 
     mode: str = "none"
     apply: str = "resample"
@@ -181,6 +181,18 @@ class DataConfig:
         new = dataclasses.replace(self, preprocessing=pre)
         _check_fraction(fraction, new.source)
         return new
+
+    def with_weighting(self, **changes) -> DataConfig:
+        """A copy with weighting fields changed (validated), e.g. ``cfg.with_weighting(apply="weight")`` keeps
+        every jet with a per-jet loss weight instead of resampling. Raises :class:`ConfigError` for an unknown
+        field or an invalid value."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(Weighting)}
+        if unknown:
+            raise ConfigError(f"{self.source}: unknown weighting field(s) {sorted(unknown)} "
+                              f"(fields: {', '.join(sorted(_WEIGHT_KEYS))})")
+        weighting = dataclasses.replace(self.weighting, **changes)
+        _check_weighting(weighting, self.classes, self.source)
+        return dataclasses.replace(self, weighting=weighting)
 
 
 def load_config(name_or_path: str | os.PathLike | DataConfig) -> DataConfig:
@@ -386,13 +398,6 @@ def _check_fraction(fraction, source):
         raise ConfigError(f"{source}: preprocessing.fraction must be in (0, 1], got {fraction}")
 
 
-def _counter_of(branch):
-    for members, counter in schema.COUNTERS.items():
-        if branch in members:
-            return counter
-    return None
-
-
 def _parse_group(name, spec, source):
     where = f"inputs.{name}"
     if not isinstance(spec, dict):
@@ -420,12 +425,12 @@ def _parse_group(name, spec, source):
         if b not in schema.JAGGED:
             what = "a scalar branch in a padded group" if b in schema.SCALARS else "unknown branch"
             raise ConfigError(f"{source}: {where}: {what} {b!r}")
-        counters.add(_counter_of(b))
+        counters.add(schema.counter_of(b))
     sort_by = spec.get("sort_by")
     if sort_by is not None:
         if sort_by not in schema.JAGGED:
             raise ConfigError(f"{source}: {where}.sort_by: unknown jagged branch {sort_by!r}")
-        counters.add(_counter_of(sort_by))
+        counters.add(schema.counter_of(sort_by))
     if len(counters) > 1:
         raise ConfigError(f"{source}: {where}: branches of different object lists ({sorted(counters)}); "
                           "one group holds one kind of object")

@@ -25,9 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import json
 import math
-import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -37,11 +35,12 @@ from typing import Iterator
 
 import numpy as np
 
-from ._atomic import atomic_path, write_text_atomic
 from .config import DERIVED_DEFAULT, DERIVED_SPECTATORS, DataConfig, config_from_dict, load_config
 from .config import evaluate_selection
-from .dataset import FORMAT_VERSION, MANIFEST, SHARDS
+from .dataset import FORMAT_VERSION, MANIFEST, SHARDS, Manifest, ShardWriter
 from .errors import ArgumentError, DatasetError, DeepJetError, InputFileError
+from .flavours import class_labels
+from .parallel import Runner
 from .rootio import open_tree
 
 DEFAULT_STEP_SIZE = 50_000  # entries per chunk: ~100 MB of DeepJet branches, fast and bounded
@@ -56,7 +55,7 @@ class ConversionResult:
     converted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict, repr=False)
+    manifest: Manifest = field(default_factory=Manifest, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -94,12 +93,12 @@ def convert(inputs, out, config, *, jobs: int | None = None, scheduler=None, fra
     result = ConversionResult(out=out)
     manifest = _existing_manifest(out, cfg, reconvert)
 
-    with _Runner(jobs, scheduler, len(paths)) as runner:
+    with Runner(jobs, scheduler, len(paths), what="convert") as runner:
         if manifest is None:
             manifest = _statistics_pass(paths, cfg, step_size, runner, progress, result)
-            _write_manifest(out, manifest)
+            manifest.write(out)
         todo = []
-        done = {s["name"]: s for s in manifest["shards"]}
+        done = {s["name"]: s for s in manifest.shards}
         for path in paths:
             if str(path) in result.failed:
                 continue
@@ -109,15 +108,16 @@ def convert(inputs, out, config, *, jobs: int | None = None, scheduler=None, fra
             else:
                 todo.append(path)
         tables = _weight_tables_from_manifest(manifest, cfg)
-        args = (str(out / SHARDS), cfg, manifest["normalisation"], tables, step_size)
-        for path, ok, value in runner.map(_convert_file, todo, args, "converting", progress):
+        args = (str(out / SHARDS), cfg, manifest.normalisation, tables, step_size)
+        for path, ok, value in runner.map(_convert_file, todo, args, desc="converting", progress=progress,
+                                          postfix=lambda r: f"{r['name']}: {r['n_jets']} jets"):
             if not ok:
                 result.failed[str(path)] = value
                 continue
             done[value["name"]] = value
             order = {p.stem: i for i, p in enumerate(paths)}
             manifest["shards"] = sorted(done.values(), key=lambda s: (order.get(s["name"], len(order)), s["name"]))
-            _write_manifest(out, manifest)
+            manifest.write(out)
             result.converted.append(value["name"])
     result.manifest = manifest
     return result
@@ -145,20 +145,18 @@ def iter_arrays(path, config, normalisation: dict | None = None, *,
         yield out
 
 
-def class_labels(flags: dict[str, np.ndarray], config: DataConfig) -> np.ndarray:
-    """Class index (int8) per jet from raw truth flags: the class whose flags sum to > 0, else -1.
+def derived_spectator(name: str, arrays, path="<arrays>") -> np.ndarray:
+    """A derived spectator of every jet in ``arrays`` (branch → awkward array, e.g. ``tree.arrays()``).
 
-    ``flags`` maps flag name → array; ``config.classes`` defines each class as a sum of flags. This is the
-    one place where flags become classes (conversion, prediction and evaluation all go through it).
+    ``name`` is a key of :data:`deepjet_nb.config.DERIVED_SPECTATORS`, e.g. ``trackCounting_sip3dSig2``, the
+    track-counting b tagger: the second-highest 3D impact-parameter significance among the jet's selected
+    tracks, -10 for jets with fewer than two. Returns float32 (n_jets,).
     """
-    n = len(next(iter(flags.values())))
-    label = np.full(n, -1, dtype=np.int8)
-    for index, names in enumerate(config.classes.values()):
-        total = np.zeros(n, dtype=np.int64)
-        for name in names:
-            total += np.asarray(flags[name]).astype(np.int64)
-        label[(total > 0) & (label < 0)] = index
-    return label
+    from .kernels.padding import nth_largest
+
+    branch, n = DERIVED_SPECTATORS[name]
+    offsets, values = _jagged_values(arrays, (branch,), path=path)
+    return nth_largest(offsets, values[0], n, DERIVED_DEFAULT)
 
 
 def weight_tables(histograms: np.ndarray, mode: str, reference: int | None) -> np.ndarray:
@@ -195,7 +193,8 @@ def _statistics_pass(paths, cfg, step_size, runner, progress, result):
     hist = None
     n_selected = 0
     finished = {}
-    for path, ok, value in runner.map(_file_statistics, paths, (cfg, step_size), "statistics", progress):
+    for path, ok, value in runner.map(_file_statistics, paths, (cfg, step_size), desc="statistics",
+                                      progress=progress):
         if ok:
             finished[path] = value
         else:
@@ -230,7 +229,7 @@ def _statistics_pass(paths, cfg, step_size, runner, progress, result):
         tables = weight_tables(hist, w.mode, ref)
         weighting["histograms"] = {c: hist[i].tolist() for i, c in enumerate(cfg.class_names)}
         weighting["weights"] = {c: tables[i].tolist() for i, c in enumerate(cfg.class_names)}
-    return {
+    return Manifest({
         "format_version": FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config_name": cfg.name,
@@ -242,7 +241,7 @@ def _statistics_pass(paths, cfg, step_size, runner, progress, result):
         "normalisation": normalisation,
         "weighting": weighting,
         "shards": [],
-    }
+    })
 
 
 def _file_statistics(path, cfg, step_size):
@@ -279,7 +278,7 @@ def _file_statistics(path, cfg, step_size):
         stop = max(1, math.ceil(cfg.preprocessing.fraction * tree.num_entries))
         for arrays in _iterate(tree, path, cfg, inputs, step_size, entry_stop=stop):
             scalars = _scalars(arrays, cfg, input_scalars)
-            label = class_labels(scalars, cfg)
+            label = class_labels(scalars, cfg.classes)
             keep = _keep(scalars, cfg, label)
             count(scalars, label, keep)
             for g in cfg.inputs:
@@ -293,7 +292,7 @@ def _file_statistics(path, cfg, step_size):
         if stop < tree.num_entries:
             for arrays in _iterate(tree, path, cfg, needed, step_size, entry_start=stop):
                 scalars = _scalars(arrays, cfg, needed)
-                label = class_labels(scalars, cfg)
+                label = class_labels(scalars, cfg.classes)
                 count(scalars, label, _keep(scalars, cfg, label))
     return {"moments": moments, "histogram": hist, "n_selected": n_selected}
 
@@ -309,15 +308,8 @@ def _convert_file(path, shards_dir, cfg, normalisation, tables, step_size):
     w = cfg.weighting
     # Seeded per file (not per worker) so local processes and Dask give the same bytes.
     rng = np.random.default_rng([w.seed, int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")])
-    n_jets = 0
-    with _objects_before_frozen(), atomic_path(Path(shards_dir) / stem, directory=True) as tmp, \
-            contextlib.ExitStack() as stack:
-        writers = {g.name: stack.enter_context(_NpyAppender(tmp / f"{g.name}.npy", np.float32, g.shape))
-                   for g in cfg.inputs}
-        writers["label"] = stack.enter_context(_NpyAppender(tmp / "label.npy", np.int8, ()))
-        writers["weight"] = stack.enter_context(_NpyAppender(tmp / "weight.npy", np.float32, ()))
-        writers["spectators"] = stack.enter_context(
-            _NpyAppender(tmp / "spectators.npy", np.float32, (len(cfg.spectators),)))
+    groups = {g.name: g.shape for g in cfg.inputs}
+    with _objects_before_frozen(), ShardWriter(shards_dir, stem, groups, len(cfg.spectators)) as shard:
         resample = None
         if w.mode != "none" and tables is not None and w.apply == "resample":
             def resample(pt, eta, label):
@@ -328,14 +320,11 @@ def _convert_file(path, shards_dir, cfg, normalisation, tables, step_size):
             out, pt, eta = _process_chunk(arrays, cfg, norm, path, resample)
             label = out["label"]
             if w.mode != "none" and tables is not None and w.apply == "weight":
-                weight = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"], tables["weights"])
+                out["weight"] = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"], tables["weights"])
             else:
-                weight = np.ones(len(label), dtype=np.float32)
-            out["weight"] = weight
-            for name, writer in writers.items():
-                writer.append(out[name])
-            n_jets += len(weight)
-        stack.close()  # headers written before the directory moves into place
+                out["weight"] = np.ones(len(label), dtype=np.float32)
+            shard.append(out)
+    n_jets = shard.n_jets
     return {"name": stem, "source": str(path.resolve()), CHECKSUM: checksum, "n_jets": n_jets}
 
 
@@ -347,14 +336,14 @@ def _process_chunk(arrays, cfg, norm, path, resample=None):
     Kept jets: those in a class and passing the selection, then, with ``resample(pt, eta, label)`` given, the
     ones among them at the indices it returns (resampling before padding saves work on rejected jets).
     """
-    from .kernels.padding import nth_largest, pad_sorted
+    from .kernels.padding import pad_sorted
     from .kernels.stats import standardise
 
     pre = cfg.preprocessing
     w = cfg.weighting
     excluded = np.asarray(pre.default_values, dtype=np.float64)
     scalars = _scalars(arrays, cfg)
-    label = class_labels(scalars, cfg)
+    label = class_labels(scalars, cfg.classes)
     jets = np.flatnonzero(_keep(scalars, cfg, label))
     if resample is not None:
         jets = jets[resample(scalars[w.pt_branch][jets], scalars[w.eta_branch][jets], label[jets])]
@@ -378,9 +367,7 @@ def _process_chunk(arrays, cfg, norm, path, resample=None):
     spectators = np.empty((len(jets), len(cfg.spectators)), dtype=np.float32)
     for i, name in enumerate(cfg.spectators):
         if name in DERIVED_SPECTATORS:
-            branch, n = DERIVED_SPECTATORS[name]
-            offsets, values = _jagged_values(arrays, (branch,), path=path)
-            spectators[:, i] = nth_largest(offsets, values[0], n, DERIVED_DEFAULT)[jets]
+            spectators[:, i] = derived_spectator(name, arrays, path)[jets]
         else:
             spectators[:, i] = scalars[name][jets]
     out["spectators"] = spectators
@@ -393,7 +380,7 @@ def _scalars(arrays, cfg, names=None):
 
 
 def _keep(scalars, cfg, label=None):
-    label = class_labels(scalars, cfg) if label is None else label
+    label = class_labels(scalars, cfg.classes) if label is None else label
     keep = label >= 0
     if cfg.selection:
         keep &= evaluate_selection(cfg.selection, scalars, cfg.source)
@@ -520,66 +507,16 @@ def _source_unchanged(record, path):
 
 # --- output ---------------------------------------------------------------------------------------------
 
-class _NpyAppender:
-    """A .npy file written chunk by chunk: fixed-size header rewritten with the final length on close.
-
-    The result is a plain NPY 1.0 file (``numpy.load(path, mmap_mode="r")`` works), written without holding
-    the whole array in memory.
-    """
-
-    HEADER_BYTES = 128  # 64-byte aligned like numpy's own headers; room for shapes up to ~10^20 jets
-
-    def __init__(self, path, dtype, inner_shape):
-        self.path = Path(path)
-        self.dtype = np.dtype(dtype)
-        self.inner_shape = tuple(inner_shape)
-        self.n = 0
-        self.file = open(self.path, "wb")
-        self.file.write(self._header())
-
-    def append(self, array):
-        array = np.ascontiguousarray(array, dtype=self.dtype)
-        if array.shape[1:] != self.inner_shape:
-            raise AssertionError(f"{self.path}: chunk shape {array.shape[1:]} != {self.inner_shape}")
-        if array.size:
-            self.file.write(memoryview(array.reshape(-1)).cast("B"))
-        self.n += len(array)
-
-    def close(self):
-        if self.file.closed:
-            return
-        self.file.seek(0)
-        self.file.write(self._header())
-        self.file.close()
-
-    def _header(self):
-        shape = (self.n, *self.inner_shape)
-        text = f"{{'descr': {self.dtype.str!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
-        prefix = b"\x93NUMPY\x01\x00"
-        body = text.ljust(self.HEADER_BYTES - len(prefix) - 2 - 1) + "\n"
-        return prefix + len(body).to_bytes(2, "little") + body.encode("latin1")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _write_manifest(out, manifest):
-    write_text_atomic(Path(out) / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-
-
 def _existing_manifest(out, cfg, reconvert):
     """The manifest to resume from, or None to start afresh (after clearing a refused-or-reconvert one)."""
     path = out / MANIFEST
     if not path.is_file():
         return None
     try:
-        manifest = json.loads(path.read_text())
-        old_hash = manifest["config_hash"]
-    except (ValueError, KeyError) as err:
-        raise DatasetError(f"{path}: unreadable manifest ({err}); remove the directory to reconvert") from None
+        manifest = Manifest.read(path)
+    except DatasetError as err:
+        raise DatasetError(f"{err}; remove the directory to reconvert") from None
+    old_hash = manifest.config_hash
     if old_hash != cfg.hash and not reconvert:
         raise DatasetError(f"{out}: converted with another config ({manifest.get('config_name')!r}, hash "
                            f"{old_hash[:12]} != {cfg.hash[:12]}); pass reconvert=True (--reconvert) to redo it")
@@ -607,89 +544,6 @@ def _as_config(config):
     return load_config(config)
 
 
-# --- execution: in process, local processes, or Dask ----------------------------------------------------
-
-def _guarded(func, path, *args):
-    """Run a worker; return (True, value) or (False, cause) so one bad file never stops the others."""
-    try:
-        return True, func(path, *args)
-    except DeepJetError as err:
-        return False, str(err)
-    except Exception as err:
-        return False, f"{path}: {type(err).__name__}: {err}"
-
-
-class _Runner:
-    """Maps a worker over files in this process (jobs=1), on local processes, or on a Dask cluster."""
-
-    def __init__(self, jobs, scheduler, n_files):
-        if jobs is not None and jobs < 1:
-            raise ArgumentError(f"convert: jobs must be >= 1, got {jobs}")
-        self.jobs = jobs or min(n_files, os.cpu_count() or 1)
-        self.scheduler = scheduler
-        self.pool = None
-        self.client = None
-        self.own_client = False
-
-    def __enter__(self):
-        if self.scheduler is not None:
-            from distributed import Client
-
-            if isinstance(self.scheduler, Client):
-                self.client = self.scheduler
-            else:
-                try:
-                    self.client = Client(self.scheduler, timeout="20s")
-                except (OSError, TimeoutError) as err:
-                    raise ArgumentError(f"convert: cannot reach Dask scheduler {self.scheduler!r}: {err}") from None
-                self.own_client = True
-        elif self.jobs > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn: safe in notebooks and with numba/uproot threads (fork is not).
-            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
-        return self
-
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-        if self.own_client:
-            self.client.close()
-
-    def map(self, func, paths, args, desc, progress):
-        """Yield (path, ok, value) as files finish, with a tqdm.auto bar over files."""
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(paths), desc=desc, unit="file", disable=not progress or not paths,
-                   file=sys.stderr)
-        try:
-            for path, (ok, value) in self._results(func, paths, args):
-                bar.update(1)
-                if ok and isinstance(value, dict) and "n_jets" in value:
-                    bar.set_postfix_str(f"{value['name']}: {value['n_jets']} jets")
-                yield path, ok, value
-        finally:
-            bar.close()
-
-    def _results(self, func, paths, args):
-        if self.client is not None:
-            from distributed import as_completed
-
-            futures = {self.client.submit(_guarded, func, str(p), *args, pure=False): p for p in paths}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        elif self.pool is not None:
-            from concurrent.futures import as_completed
-
-            futures = {self.pool.submit(_guarded, func, str(p), *args): p for p in paths}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        else:
-            for p in paths:
-                yield p, _guarded(func, str(p), *args)
-
-
 # --- command line ---------------------------------------------------------------------------------------
 
 def register_cli(subparsers):
@@ -714,7 +568,7 @@ def _cli(args) -> int:
     result = convert(args.files, args.out, args.config, jobs=args.jobs, scheduler=args.scheduler,
                      fraction=args.fraction, step_size=args.step_size, reconvert=args.reconvert,
                      progress=not args.no_progress)
-    n_jets = sum(s["n_jets"] for s in result.manifest.get("shards", []))
+    n_jets = result.manifest.n_jets
     print(f"{result.out}: {len(result.converted)} shard(s) converted, {len(result.skipped)} skipped, "
           f"{len(result.failed)} failed; {n_jets} jets in the dataset")
     for path, cause in result.failed.items():

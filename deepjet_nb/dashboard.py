@@ -24,7 +24,6 @@ from collections.abc import Callable
 import keras
 
 from .errors import ArgumentError
-from .train import VAL_BEFF
 
 __all__ = ["TrainingDashboard", "svg_lines"]
 
@@ -38,8 +37,10 @@ class TrainingDashboard(keras.callbacks.Callback):
     ``loss_every`` batches per point of the running-loss curve; ``on_stop`` called when Stop is pressed (by
     default the callback stops the model itself); ``log`` optional callable receiving each progress line
     (epoch lines only go to the output: the trainer logs epochs in full);
-    ``history`` rows of epochs already done (a resumed run) to draw; ``display`` show the widget when training
-    begins (widget mode; default: when inside a Jupyter kernel); ``stream`` where text lines go (default stdout).
+    ``history`` rows of epochs already done (a resumed run) to draw; ``headline`` the validation metric shown
+    per epoch, as (key in the epoch logs, label), e.g. ``("val_beff_at_mistag_0.01", "b-eff @ 1% mistag")``;
+    ``display`` show the widget when training begins (widget mode; default: when inside a Jupyter kernel);
+    ``stream`` where text lines go (default stdout).
 
     Raises :class:`ArgumentError` for an unknown mode or non-positive sizes.
     """
@@ -47,7 +48,8 @@ class TrainingDashboard(keras.callbacks.Callback):
     def __init__(self, *, epochs: int, steps_per_epoch: int, batch_size: int, mode: str = "auto",
                  update_every: float = 1.0, text_every: float = 30.0, loss_every: int = 10,
                  on_stop: Callable[[], None] | None = None, log: Callable[[str], None] | None = None,
-                 history: list[dict] | None = None, display: bool | None = None, stream=None):
+                 history: list[dict] | None = None, headline: tuple[str, str] | None = None,
+                 display: bool | None = None, stream=None):
         super().__init__()
         if mode not in ("auto", "widget", "text"):
             raise ArgumentError(f"dashboard mode must be 'auto', 'widget' or 'text', got {mode!r}")
@@ -57,6 +59,7 @@ class TrainingDashboard(keras.callbacks.Callback):
         self.mode = ("widget" if _in_kernel() else "text") if mode == "auto" else mode
         self.update_every, self.text_every, self.loss_every = update_every, text_every, loss_every
         self._on_stop, self._log, self._stream = on_stop, log, stream
+        self.headline_key, self.headline_label = headline or (None, "")
         self._display = _in_kernel() if display is None else display
         self.stop_requested = False
         self.overhead_s = 0.0
@@ -174,7 +177,7 @@ class TrainingDashboard(keras.callbacks.Callback):
     def _epoch_line(self, row: dict) -> str:
         parts = [f"epoch {row['epoch'] + 1}/{self.epochs}"]
         for key, label in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"),
-                           ("val_accuracy", "val_acc"), (VAL_BEFF, "b-eff@1%")):
+                           ("val_accuracy", "val_acc"), (self.headline_key, self.headline_label)):
             if key in row:
                 parts.append(f"{label} {row[key]:.4f}")
         parts.append(f"lr {self.lr:.2g}")
@@ -196,9 +199,9 @@ class TrainingDashboard(keras.callbacks.Callback):
         self._progress = w.IntProgress(min=0, max=self.epochs * self.steps_per_epoch, description="progress")
         self._status = w.HTML()
         self._lr_label = w.HTML()
-        self._beff_label = w.HTML()
+        self._headline_value = w.HTML()
         self._loss_plot = w.HTML()
-        self._beff_plot = w.HTML()
+        self._headline_plot = w.HTML()
         self._stop_button = w.Button(description="Stop", button_style="danger", icon="stop",
                                      tooltip="end training after the current batch (the last checkpoint stays)")
         self._stop_button.on_click(self.request_stop)
@@ -206,8 +209,8 @@ class TrainingDashboard(keras.callbacks.Callback):
         return w.VBox([
             self._title,
             w.HBox([self._progress, self._stop_button]),
-            w.HBox([self._status, self._lr_label, self._beff_label]),
-            w.HBox([self._loss_plot, self._beff_plot]),
+            w.HBox([self._status, self._lr_label, self._headline_value]),
+            w.HBox([self._loss_plot, self._headline_plot]),
         ])
 
     def _update_widgets(self):
@@ -215,15 +218,16 @@ class TrainingDashboard(keras.callbacks.Callback):
         self._status.value = (f"epoch {self.epoch + 1}/{self.epochs} · step {self.step}/{self.steps_per_epoch} · "
                               f"{_num(self.jets_per_s, '.0f')} jets/s · ETA {_duration(self.eta_s)}&nbsp;&nbsp;")
         self._lr_label.value = f"lr {self.lr:.2g}&nbsp;&nbsp;"
-        beff = self.epoch_rows[-1].get(VAL_BEFF, math.nan) if self.epoch_rows else math.nan
-        self._beff_label.value = f"b-eff @ 1% mistag: {_num(beff, '.3f')}"
+        value = self.epoch_rows[-1].get(self.headline_key, math.nan) if self.epoch_rows else math.nan
+        self._headline_value.value = f"{self.headline_label}: {_num(value, '.3f')}" if self.headline_key else ""
         per_epoch = lambda key: [((r["epoch"] + 1) * self.steps_per_epoch, r[key])  # noqa: E731
                                  for r in self.epoch_rows if key in r]
         self._loss_plot.value = svg_lines(
             {"train (running)": self.batch_loss, "train": per_epoch("loss"), "validation": per_epoch("val_loss")},
             title="loss", xlabel="batches")
-        self._beff_plot.value = svg_lines({"b-eff @ 1% mistag": per_epoch(VAL_BEFF)}, title="validation",
-                                          xlabel="batches")
+        if self.headline_key:
+            self._headline_plot.value = svg_lines({self.headline_label: per_epoch(self.headline_key)},
+                                              title="validation", xlabel="batches")
 
 
 _COLOURS = ("#9ecae1", "#08519c", "#e6550d", "#31a354")

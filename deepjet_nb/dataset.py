@@ -1,4 +1,5 @@
-"""Reading a converted dataset (docs/formats.md §2): numpy arrays per group, whole or shard by shard.
+"""The converted-dataset format (docs/formats.md §2), read and write: a manifest plus one shard of ``.npy``
+arrays per input file.
 
 Example::
 
@@ -12,79 +13,156 @@ Example::
     >>> for name, shard in ds.iter_shards(mmap=True): ...       # doctest: +SKIP
 
 The shards are plain ``.npy`` files; ``numpy.load(path, mmap_mode="r")`` reads them without this package.
+Writing (the converter's side): :class:`ShardWriter` streams one shard into place chunk by chunk, and
+:meth:`Manifest.write` replaces ``manifest.json`` atomically.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from ._atomic import atomic_path
+from ._jsonio import read_object, write_json
 from .errors import DatasetError
 
 MANIFEST = "manifest.json"
 SHARDS = "shards"
 FORMAT_VERSION = 1
-_PER_JET = ("label", "weight", "spectators")
+PER_JET = ("label", "weight", "spectators")  # arrays of every shard besides the input groups
+_REQUIRED = ("classes", "inputs", "spectators", "normalisation", "shards")
 
 
-class Dataset:
-    """A converted dataset directory. Attributes come from the manifest; arrays load on request.
+class Manifest(dict):
+    """The content of a ``manifest.json`` (a dict, JSON-ready) with named accessors for what callers use.
 
-    Attributes: ``path``, ``manifest`` (dict), ``classes`` (list), ``inputs`` (group → {"shape",
-    "features"}, model input order), ``spectators`` (list of names), ``shard_names`` (list, input order),
-    ``normalisation`` (group → feature → {"mean", "std"}), ``n_jets``.
+    Keys are those of docs/formats.md §2. Build one with :meth:`read` (validated) or from a dict.
     """
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        manifest_path = self.path / MANIFEST
-        if not manifest_path.is_file():
-            raise DatasetError(f"{self.path}: not a converted dataset (no {MANIFEST})")
-        try:
-            self.manifest = json.loads(manifest_path.read_text())
-        except ValueError as err:
-            raise DatasetError(f"{manifest_path}: not valid JSON ({err})") from None
-        version = self.manifest.get("format_version")
+    @classmethod
+    def read(cls, path: str | os.PathLike, *, error=DatasetError) -> Manifest:
+        """Read and check ``path`` (a ``manifest.json``); raises ``error`` naming the file when it is missing,
+        not JSON, not an object, of another format version, or lacks a required key."""
+        path = Path(path)
+        if not path.is_file():
+            raise error(f"{path.parent}: not a converted dataset (no {MANIFEST})")
+        raw = read_object(path, error=error, what="manifest")
+        version = raw.get("format_version")
         if version != FORMAT_VERSION:
-            raise DatasetError(f"{manifest_path}: format_version {version!r}, this reader knows {FORMAT_VERSION}")
-        for key in ("classes", "inputs", "spectators", "normalisation", "shards"):
-            if key not in self.manifest:
-                raise DatasetError(f"{manifest_path}: missing key {key!r}")
+            raise error(f"{path}: format_version {version!r}, this reader knows {FORMAT_VERSION}")
+        for key in _REQUIRED:
+            if key not in raw:
+                raise error(f"{path}: missing key {key!r}")
+        return cls(raw)
+
+    def write(self, directory: str | os.PathLike) -> None:
+        """Write ``directory/manifest.json`` atomically (strict JSON)."""
+        write_json(Path(directory) / MANIFEST, self)
 
     @property
     def classes(self) -> list[str]:
-        return list(self.manifest["classes"])
+        return list(self["classes"])
 
     @property
     def inputs(self) -> dict[str, dict]:
-        return dict(self.manifest["inputs"])
+        """Input group → ``{"shape": [...], "features": [...]}`` in model-input order."""
+        return dict(self["inputs"])
 
     @property
     def spectators(self) -> list[str]:
-        return list(self.manifest["spectators"])
+        return list(self["spectators"])
 
     @property
     def normalisation(self) -> dict:
-        return self.manifest["normalisation"]
+        return self["normalisation"]
+
+    @property
+    def shards(self) -> list[dict]:
+        """Shard records: ``{"name", "source", <checksum>, "n_jets"}``, in input order."""
+        return list(self["shards"])
 
     @property
     def shard_names(self) -> list[str]:
-        return [s["name"] for s in self.manifest["shards"]]
+        return [s["name"] for s in self["shards"]]
 
     @property
     def n_jets(self) -> int:
-        return int(sum(s["n_jets"] for s in self.manifest["shards"]))
+        return int(sum(s["n_jets"] for s in self["shards"]))
+
+    @property
+    def config_hash(self) -> str:
+        return str(self.get("config_hash", ""))
 
     @property
     def config(self):
         """The data config the dataset was made with, as a validated :class:`~deepjet_nb.config.DataConfig`."""
         from .config import config_from_dict
 
-        return config_from_dict(self.manifest["config"], source=str(self.path / MANIFEST))
+        return config_from_dict(self["config"], source=MANIFEST)
+
+    @property
+    def class_flavours(self) -> dict[str, str] | None:
+        """Flavour of each class from the data config's flags (None when the config does not say)."""
+        from .flavours import class_flavours
+
+        classes = (self.get("config") or {}).get("classes")
+        return class_flavours(classes) if isinstance(classes, Mapping) else None
+
+
+class ManifestView:
+    """Accessors shared by everything that carries a :class:`Manifest` (a dataset, a run directory)."""
+
+    manifest: Manifest
+
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest.classes
+
+    @property
+    def inputs(self) -> dict[str, dict]:
+        return self.manifest.inputs
+
+    @property
+    def spectators(self) -> list[str]:
+        return self.manifest.spectators
+
+    @property
+    def normalisation(self) -> dict:
+        return self.manifest.normalisation
+
+
+class Dataset(ManifestView):
+    """A converted dataset directory. Attributes come from the manifest; arrays load on request.
+
+    Attributes: ``path``, ``manifest`` (:class:`Manifest`), ``classes``, ``inputs`` (group → {"shape",
+    "features"}, model input order), ``spectators``, ``shard_names`` (input order), ``normalisation``
+    (group → feature → {"mean", "std"}), ``n_jets``, ``config`` (the data config).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.manifest = Manifest.read(self.path / MANIFEST)
+
+    @property
+    def shard_names(self) -> list[str]:
+        return self.manifest.shard_names
+
+    @property
+    def n_jets(self) -> int:
+        return self.manifest.n_jets
+
+    @property
+    def config(self):
+        return self.manifest.config
+
+    def shard_jets(self) -> dict[str, int]:
+        """Number of jets of each shard, in input order."""
+        return {s["name"]: int(s["n_jets"]) for s in self.manifest.shards}
 
     def shard(self, name: str, *, mmap: bool = False) -> dict[str, np.ndarray]:
         """Arrays of one shard: each input group, ``label``, ``weight``, ``spectators``.
@@ -96,11 +174,14 @@ class Dataset:
             raise DatasetError(f"{self.path}: no shard {name!r} (shards: {', '.join(self.shard_names)})")
         directory = self.path / SHARDS / name
         arrays = {}
-        for key in (*self.manifest["inputs"], *_PER_JET):
+        for key in (*self.manifest.inputs, *PER_JET):
             file = directory / f"{key}.npy"
             if not file.is_file():
                 raise DatasetError(f"{file}: missing (the shard is incomplete; reconvert it)")
-            arrays[key] = np.load(file, mmap_mode="r" if mmap else None)
+            try:
+                arrays[key] = np.load(file, mmap_mode="r" if mmap else None)
+            except (ValueError, OSError) as err:
+                raise DatasetError(f"{file}: not a readable .npy file ({err}); reconvert the shard") from None
         n = len(arrays["label"])
         for key, array in arrays.items():
             if len(array) != n:
@@ -126,6 +207,14 @@ class Dataset:
             return parts[0]
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
+    def spectator(self, name: str, shards: list[str] | None = None) -> np.ndarray:
+        """One spectator column (e.g. ``"jet_pt"``) of all (or the named) shards, in shard order."""
+        if name not in self.spectators:
+            raise DatasetError(f"{self.path}: no spectator {name!r} (spectators: {self.spectators})")
+        column = self.spectators.index(name)
+        names = self.shard_names if shards is None else list(shards)
+        return np.concatenate([np.asarray(self.shard(n, mmap=True)["spectators"][:, column]) for n in names])
+
     def __repr__(self):
         groups = ", ".join(f"{k}{tuple(v['shape'])}" for k, v in self.inputs.items())
         return (f"<Dataset {str(self.path)!r}: {self.n_jets} jets in {len(self.shard_names)} shard(s); "
@@ -135,3 +224,91 @@ class Dataset:
 def open_dataset(path: str | os.PathLike) -> Dataset:
     """Open a converted dataset directory (reads only the manifest). Raises :class:`DatasetError`."""
     return Dataset(path)
+
+
+# --- writing --------------------------------------------------------------------------------------------
+
+class ShardWriter:
+    """Writes one shard, chunk by chunk, into ``shards_dir/<name>/``; the directory appears only when complete.
+
+    ``groups`` maps each input group to its per-jet shape (e.g. ``{"cpf": (25, 16)}``); ``n_spectators`` is
+    the number of spectator columns. Use as a context manager; :meth:`append` takes a dict holding every group,
+    ``label``, ``weight`` and ``spectators`` for the same jets. On an exception nothing is left behind.
+    """
+
+    def __init__(self, shards_dir: str | os.PathLike, name: str, groups: Mapping[str, tuple], n_spectators: int):
+        self.destination = Path(shards_dir) / name
+        self._layout = {**{g: (np.float32, tuple(shape)) for g, shape in groups.items()},
+                        "label": (np.int8, ()), "weight": (np.float32, ()),
+                        "spectators": (np.float32, (int(n_spectators),))}
+        self.n_jets = 0
+
+    def __enter__(self) -> ShardWriter:
+        self._stack = contextlib.ExitStack()
+        self._stack.__enter__()
+        try:
+            tmp = self._stack.enter_context(atomic_path(self.destination, directory=True))
+            self._appenders = {key: self._stack.enter_context(_NpyAppender(tmp / f"{key}.npy", dtype, shape))
+                               for key, (dtype, shape) in self._layout.items()}
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def append(self, arrays: Mapping[str, np.ndarray]) -> None:
+        n = len(arrays["label"])
+        for key, appender in self._appenders.items():
+            if len(arrays[key]) != n:
+                raise AssertionError(f"{self.destination}: {key} has {len(arrays[key])} rows, label has {n}")
+            appender.append(arrays[key])
+        self.n_jets += n
+
+    def __exit__(self, *exc):
+        # the appenders close (headers final) before the directory moves into place
+        return self._stack.__exit__(*exc)
+
+
+class _NpyAppender:
+    """A .npy file written chunk by chunk: fixed-size header rewritten with the final length on close.
+
+    The result is a plain NPY 1.0 file (``numpy.load(path, mmap_mode="r")`` works), written without holding
+    the whole array in memory.
+    """
+
+    HEADER_BYTES = 128  # 64-byte aligned like numpy's own headers; room for shapes up to ~10^20 jets
+
+    def __init__(self, path, dtype, inner_shape):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.inner_shape = tuple(inner_shape)
+        self.n = 0
+        self.file = open(self.path, "wb")
+        self.file.write(self._header())
+
+    def append(self, array):
+        array = np.ascontiguousarray(array, dtype=self.dtype)
+        if array.shape[1:] != self.inner_shape:
+            raise AssertionError(f"{self.path}: chunk shape {array.shape[1:]} != {self.inner_shape}")
+        if array.size:
+            self.file.write(memoryview(array.reshape(-1)).cast("B"))
+        self.n += len(array)
+
+    def close(self):
+        if self.file.closed:
+            return
+        self.file.seek(0)
+        self.file.write(self._header())
+        self.file.close()
+
+    def _header(self):
+        shape = (self.n, *self.inner_shape)
+        text = f"{{'descr': {self.dtype.str!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
+        prefix = b"\x93NUMPY\x01\x00"
+        body = text.ljust(self.HEADER_BYTES - len(prefix) - 2 - 1) + "\n"
+        return prefix + len(body).to_bytes(2, "little") + body.encode("latin1")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -90,17 +90,18 @@ def run(out="runs/demo", scale: str = "default", seed: int = 1) -> dict:
     start = time.perf_counter()
     train_files, test_files = _samples(out, size, seed)
     from .predict import predict
+    from .run import Run
 
     for tagger in TAGGERS:
         data = out / "data" / tagger
         _log(f"convert {len(train_files)} files with the {tagger} config")
         _notebook("convert", out, f"convert_{tagger}", inputs=[str(p) for p in train_files], config=tagger,
-                  output=str(data), jobs=size.jobs)
+                  out_dir=str(data), jobs=size.jobs)
         run_dir = out / "train" / tagger
-        if not (run_dir / "model.keras").exists():
+        if not Run(run_dir).complete:
             _log(f"train {tagger} for {size.epochs[tagger]} epochs")
             _notebook("train", out, f"train_{tagger}", data=str(data), model=tagger, epochs=size.epochs[tagger],
-                      seed=seed, out=str(run_dir), resume=run_dir.exists(), options=TRAIN_OPTIONS[tagger])
+                      seed=seed, out_dir=str(run_dir), options=TRAIN_OPTIONS[tagger])
         prediction = out / "predictions" / f"{tagger}.root"
         if not prediction.exists():
             _log(f"predict {tagger} on {', '.join(p.name for p in test_files)}")

@@ -1,17 +1,11 @@
 """Evaluation of prediction files: CMS discriminants, ROC curves, working points, efficiencies, metrics.json.
 
 Input: prediction ROOT files (docs/formats.md §4, tree ``tree``). Truth flavour comes from the raw flavour
-flags (REFERENCE.md §1/§2), not from the training classes, so taggers trained on different class sets
-(DeepCSV: B, BB, C, UDSG; DeepJet: B, BB, LeptB, C, UDS, G) and the track-counting baseline are compared on
-the same jets with the same definition of a b, c or light jet:
-
-- b    = isB + isBB + isGBB + isLeptonicB + isLeptonicB_C
-- c    = isC + isCC + isGCC
-- udsg = isUD + isS + isG          (isUndefined jets take part in no comparison)
-
-Discriminants (REFERENCE.md §2): ``b`` = P(B)+P(BB)+P(LeptB), ``CvsL`` = P(C)/(P(C)+P(light)),
-``CvsB`` = P(C)/(P(C)+b). Comparisons (``TASKS``): b vs udsg and b vs c on ``b``, c vs udsg on ``CvsL``,
-c vs b on ``CvsB``. Working points (CMS): loose / medium / tight at 10 % / 1 % / 0.1 % light mistag.
+flags, not from the training classes (:mod:`deepjet_nb.flavours`, docs/reference.md §2), so taggers trained on
+different class sets (DeepCSV: B, BB, C, UDSG; DeepJet: B, BB, LeptB, C, UDS, G) and the track-counting
+baseline are compared on the same jets with the same definition of a b, c or light jet. The comparisons
+(:data:`deepjet_nb.flavours.TASKS`): b vs udsg and b vs c on the b discriminant, c vs udsg on CvsL, c vs b on
+CvsB. Working points (CMS): loose / medium / tight at 10 % / 1 % / 0.1 % light mistag.
 
 Typical use::
 
@@ -36,53 +30,21 @@ import numpy as np
 
 from ._atomic import write_text_atomic
 from .errors import ArgumentError, InputFileError
+from .flavours import (CLASS_FLAVOURS, FLAVOUR_CODES, FLAVOUR_GROUPS, TASKS, discriminants,
+                       flavours_from_truth, task as _task, truth_flavour)
 from .kernels import roc as _roc
+from .predict import PROB_PREFIX, TREE, TRUTH_PREFIX
 from .rootio import open_tree
-from .samples.schema import FLAVOUR_GROUPS
 
 __all__ = [
-    "TREE", "FLAVOUR_GROUPS", "FLAVOUR_CODES", "CLASS_FLAVOURS", "TASKS", "MISTAGS", "WORKING_POINTS",
-    "BASELINE_NAME", "PT_EDGES", "ETA_EDGES",
+    "MISTAGS", "WORKING_POINTS", "BASELINE_NAME", "PT_EDGES", "ETA_EDGES",
     "Tagger", "RocCurve", "WorkingPoint", "Efficiency",
-    "truth_flavour", "discriminants", "read_predictions", "load_taggers", "track_counting",
+    "read_predictions", "load_taggers", "track_counting",
     "roc", "working_points", "efficiency_vs", "compute_metrics", "evaluate", "summary_table", "register_cli",
 ]
 
-TREE = "tree"
-
-# FLAVOUR_GROUPS: the raw flags of REFERENCE.md §1 that make up each evaluation flavour (from the schema).
-# Integer codes in Tagger.flavour, chosen like CMS hadron flavour (5 b, 4 c, 0 light); -1 = undefined.
-FLAVOUR_CODES = {"b": 5, "c": 4, "udsg": 0}
-UNDEFINED = -1
-
-# Flavour of each training class of REFERENCE.md §2 (DeepJet and DeepCSV class names).
-CLASS_FLAVOURS = {
-    "B": "b", "BB": "b", "LeptB": "b",
-    "C": "c",
-    "UDS": "udsg", "G": "udsg", "UDSG": "udsg",
-}
-
-PROB_PREFIX = "prob_is"
-TRUTH_PREFIX = "truth_is"  # class truth in prediction files (deepjet_nb.predict)
 TRACK_COUNTING = "trackCounting_sip3dSig2"
 BASELINE_NAME = "track_counting"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One comparison: signal flavour, background flavour, and the discriminant that separates them."""
-
-    signal: str
-    background: str
-    discriminant: str
-
-
-TASKS = {
-    "b_vs_udsg": Task("b", "udsg", "b"),
-    "b_vs_c": Task("b", "c", "b"),
-    "c_vs_udsg": Task("c", "udsg", "CvsL"),
-    "c_vs_b": Task("c", "b", "CvsB"),
-}
 
 MISTAGS = (0.1, 0.01, 0.001)
 WORKING_POINTS = {"loose": 0.1, "medium": 0.01, "tight": 0.001}
@@ -202,77 +164,6 @@ class Efficiency:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# truth and discriminants
-
-
-def truth_flavour(flags: Mapping[str, np.ndarray], *, source: str = "flags") -> np.ndarray:
-    """Evaluation flavour of each jet from the raw flavour flags.
-
-    Input: mapping flag name → (n,) 0/1 array holding at least the flags of :data:`FLAVOUR_GROUPS`.
-    Returns int8 (n,): 5 b, 4 c, 0 udsg, -1 for jets with none of these flags (isUndefined).
-    Raises :class:`InputFileError` (naming ``source`` and the flag) when a flag is missing, and
-    :class:`ArgumentError` when a jet carries flags of two flavours.
-    """
-    n = None
-    out = None
-    seen = None
-    for flavour, names in FLAVOUR_GROUPS.items():
-        for name in names:
-            if name not in flags:
-                raise InputFileError(f"{source}: missing flavour flag branch {name!r}")
-            flag = np.asarray(flags[name]) != 0
-            if out is None:
-                n = len(flag)
-                out = np.full(n, UNDEFINED, dtype=np.int8)
-                seen = np.zeros(n, dtype=np.int8)
-            if len(flag) != n:
-                raise ArgumentError(f"{source}: flag {name!r} has {len(flag)} entries, expected {n}")
-            out[flag] = FLAVOUR_CODES[flavour]
-            seen += flag
-    if np.any(seen > 1):
-        bad = int(np.flatnonzero(seen > 1)[0])
-        raise ArgumentError(f"{source}: jet {bad} has more than one flavour flag set")
-    return out
-
-
-def discriminants(probabilities: Mapping[str, np.ndarray],
-                  class_flavours: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
-    """CMS discriminants from class probabilities (REFERENCE.md §2).
-
-    Input: mapping class name (``"B"``, ``"BB"``, ...; without ``prob_is``) → (n,) probabilities, and
-    optionally the flavour (``"b"``, ``"c"``, ``"udsg"``) of each class; by default :data:`CLASS_FLAVOURS`.
-    Returns float64 arrays ``{"b": P(b classes), "CvsL": P(C)/(P(C)+P(light)), "CvsB": P(C)/(P(C)+b)}``;
-    a ratio whose denominator is 0 is set to 0. Raises :class:`ArgumentError` for a class without flavour or
-    when no class is b.
-    """
-    mapping = dict(CLASS_FLAVOURS)
-    if class_flavours:
-        mapping.update(class_flavours)
-    sums = {}
-    for cls, prob in probabilities.items():
-        if cls not in mapping:
-            raise ArgumentError(
-                f"class {cls!r} has no known flavour; pass class_flavours={{{cls!r}: 'b'|'c'|'udsg'}}"
-            )
-        flavour = mapping[cls]
-        if flavour not in FLAVOUR_CODES:
-            raise ArgumentError(f"class {cls!r}: flavour {flavour!r} is not one of {list(FLAVOUR_CODES)}")
-        prob = np.asarray(prob, dtype=np.float64)
-        sums[flavour] = sums[flavour] + prob if flavour in sums else prob.copy()
-    if "b" not in sums:
-        raise ArgumentError(f"no b class among {list(probabilities)}: cannot form the b discriminant")
-    b = sums["b"]
-    zeros = np.zeros_like(b)
-    c = sums.get("c", zeros)
-    light = sums.get("udsg", zeros)
-    return {"b": b, "CvsL": _safe_ratio(c, c + light), "CvsB": _safe_ratio(c, c + b)}
-
-
-def _safe_ratio(num, den):
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # reading prediction files
 
 
@@ -364,7 +255,7 @@ def _tagger_from_arrays(name, arrays, source, class_flavours, weight_branch):
             if not np.all(np.isfinite(values)):
                 raise InputFileError(f"{source}: branch {key!r} holds NaN or infinite probabilities")
             probs[key[len(PROB_PREFIX):]] = values
-    mapping = _infer_class_flavours(probs, arrays, source, class_flavours)
+    mapping = _class_flavours(probs, arrays, source, class_flavours)
     return Tagger(
         name=name, discriminants=discriminants(probs, mapping), flavour=truth_flavour(arrays, source=source),
         jet_pt=np.asarray(arrays["jet_pt"], dtype=np.float64),
@@ -395,25 +286,18 @@ def _weights(arrays, weight_branch, source):
     return w
 
 
-def _infer_class_flavours(probs, arrays, source, explicit):
-    """Flavour of each class: explicit > REFERENCE.md §2 names > the raw flags of jets labelled truth_is<Class>."""
-    mapping = dict(CLASS_FLAVOURS)
-    mapping.update(explicit or {})
+def _class_flavours(probs, arrays, source, explicit):
+    """Flavour of each class: explicit > the shipped class names > the raw flags of jets labelled
+    truth_is<Class>. Raises :class:`InputFileError` for a class that none of these tells."""
+    mapping = {**CLASS_FLAVOURS, **(explicit or {})}
+    unknown = [cls for cls in probs if cls not in mapping]
+    if unknown:
+        truth = {cls: arrays[f"{TRUTH_PREFIX}{cls}"] for cls in unknown if f"{TRUTH_PREFIX}{cls}" in arrays}
+        mapping.update(flavours_from_truth(truth, truth_flavour(arrays, source=source)))
     for cls in probs:
-        if cls in mapping:
-            continue
-        truth = arrays.get(f"{TRUTH_PREFIX}{cls}")
-        flavour = None
-        if truth is not None:
-            codes = np.unique(truth_flavour(arrays, source=source)[np.asarray(truth) != 0])
-            found = [fl for fl, code in FLAVOUR_CODES.items() if code in codes]
-            flavour = found[0] if len(found) == 1 and UNDEFINED not in codes else None
-        if flavour is None:
-            raise InputFileError(
-                f"{source}: cannot tell the flavour of class {cls!r} (branch {PROB_PREFIX}{cls}); "
-                f"pass class_flavours"
-            )
-        mapping[cls] = flavour
+        if cls not in mapping:
+            raise InputFileError(f"{source}: cannot tell the flavour of class {cls!r} (branch {PROB_PREFIX}{cls}); "
+                                 f"pass class_flavours")
     return mapping
 
 
@@ -501,7 +385,7 @@ def efficiency_vs(tagger: Tagger, variable: str = "jet_pt", edges: Sequence[floa
 
 def compute_metrics(taggers: Sequence[Tagger], *, tasks: Sequence[str] = tuple(TASKS),
                     mistags: Sequence[float] = MISTAGS) -> dict:
-    """The metrics.json dictionary (DESIGN.md):
+    """The metrics.json dictionary (docs/formats.md §4):
     ``{tagger: {task: {"auc": x, "eff_at_mistag": {"0.1": x, ...}, "n_signal": n, "n_background": n}}}``.
 
     A task with no signal or no background jets is left out for that tagger.
@@ -568,7 +452,7 @@ def _write_plots(taggers, plot_dir, reference, working_point, formats):
         if plot.curves:
             plot.savefig(plot_dir / f"roc_{signal}", formats=formats)
     for tagger in taggers:
-        plots.DiscriminantPlot.from_tagger(tagger, "b").savefig(plot_dir / f"discriminant_{tagger.name}",
+        plots.HistogramPlot.from_tagger(tagger, "b").savefig(plot_dir / f"discriminant_{tagger.name}",
                                                                 formats=formats)
         if not (_has(tagger, "b") and _has(tagger, "udsg")):
             continue
@@ -583,12 +467,6 @@ def _write_plots(taggers, plot_dir, reference, working_point, formats):
 
 def _has(tagger, flavour):
     return bool(np.any(tagger.flavour == FLAVOUR_CODES[flavour]))
-
-
-def _task(task):
-    if task not in TASKS:
-        raise ArgumentError(f"unknown task {task!r}; one of {list(TASKS)}")
-    return TASKS[task]
 
 
 def _select(tagger, signal, background, pt_range, eta_range):

@@ -16,8 +16,9 @@ whenever it is run, which is what makes a resumed training see the data of an un
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +33,8 @@ class JetBatches:
     Parameters
     ----------
     dataset: an opened converted dataset (``deepjet_nb.dataset.open_dataset``).
-    shards: shard names to use (default: all, in manifest order).
+    shards: shard names to use (default: all, in manifest order), or a mapping shard name → indices of the
+        jets to use in that shard (a train or validation part of every shard, see :func:`split_jets`).
     batch_size: jets per batch; the last batch of an epoch may be smaller.
     shuffle: shuffle shard order and jets each epoch (off for validation and prediction).
     seed: base seed; epoch ``e`` is shuffled with ``(seed, e)``.
@@ -46,7 +48,7 @@ class JetBatches:
     def __init__(
         self,
         dataset,
-        shards: Sequence[str] | None = None,
+        shards: Sequence[str] | Mapping[str, np.ndarray] | None = None,
         *,
         batch_size: int = 1024,
         shuffle: bool = True,
@@ -61,6 +63,8 @@ class JetBatches:
             )
         self.dataset = dataset
         known = list(dataset.shard_names)
+        self.indices = {name: np.asarray(idx, dtype=np.int64) for name, idx in shards.items()} \
+            if isinstance(shards, Mapping) else None
         self.shards = list(known if shards is None else shards)
         unknown = sorted(set(self.shards) - set(known))
         if unknown:
@@ -74,8 +78,8 @@ class JetBatches:
         self.buffer_shards = len(self.shards) if in_memory else int(buffer_shards)
         self.in_memory = in_memory
         self.prefetch = int(prefetch)
-        jets = {s["name"]: int(s["n_jets"]) for s in dataset.manifest["shards"]}
-        self.n_jets = sum(jets[name] for name in self.shards)
+        jets = dataset.shard_jets()
+        self.n_jets = sum(len(self.indices[name]) if self.indices is not None else jets[name] for name in self.shards)
         if self.n_jets == 0:
             raise DatasetError(f"shards {self.shards} of dataset {_dataset_path(dataset)} hold no jets")
         self._cache: dict[str, dict[str, np.ndarray]] = {}
@@ -145,9 +149,10 @@ class JetBatches:
         the window into memory, batch slicing copies only the batch), read and cached in memory mode."""
         if name in self._cache:
             return self._cache[name]
-        loaded = self.dataset.load(shards=[name], mmap=not self.in_memory)
+        loaded = self.dataset.shard(name, mmap=not self.in_memory)
+        take = self.indices[name] if self.indices is not None else slice(None)
         try:
-            arrays = {key: np.asarray(loaded[key]) for key in (*self.groups, "label", "weight")}
+            arrays = {key: np.asarray(loaded[key][take]) for key in (*self.groups, "label", "weight")}
         except KeyError as err:
             raise DatasetError(f"shard {name!r} of dataset {_dataset_path(self.dataset)} lacks {err}") from None
         if self.in_memory:
@@ -163,6 +168,21 @@ class JetBatches:
     def _batch(self, data: dict[str, np.ndarray], sl: slice) -> Batch:
         x = {g: np.ascontiguousarray(data[g][sl], dtype=np.float32) for g in self.groups}
         return x, data["label"][sl].astype(np.int32), data["weight"][sl].astype(np.float32)
+
+
+def split_jets(shard_jets: Mapping[str, int], val_fraction: float, seed: int) -> tuple[dict, dict]:
+    """Split every shard's jets into training and validation: ``(train, validation)``, each a mapping shard name
+    → sorted jet indices. A seeded share ``val_fraction`` of each shard validates, so validation has the
+    mixture of processes (and files) of training. Each shard is split from ``(seed, shard name)``: the split does
+    not depend on which other shards exist or their order."""
+    train, validation = {}, {}
+    for name, n in shard_jets.items():
+        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")])
+        order = rng.permutation(int(n))
+        n_val = int(round(val_fraction * n))
+        validation[name] = np.sort(order[:n_val])
+        train[name] = np.sort(order[n_val:])
+    return train, validation
 
 
 def _dataset_path(dataset) -> str:

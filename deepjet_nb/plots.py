@@ -1,14 +1,18 @@
 """CMS-style plots of tagger performance (mplhep), one object per plot kind, in the manner of puma.
 
 - :class:`RocPlot`: x = signal efficiency, y = misidentification probability (log), udsg background solid,
-  c dashed (CMS convention, REFERENCE.md §6); several taggers, one ratio panel per background with the
+  c dashed (CMS convention, docs/reference.md §6); several taggers, one ratio panel per background with the
   mistag of each tagger divided by that of a reference tagger.
-- :class:`DiscriminantPlot`: a discriminant's distribution per flavour, normalised to unit area.
+- :class:`HistogramPlot`: distributions normalised to unit area, e.g. any jet variable or a discriminant per
+  flavour (:meth:`HistogramPlot.by_flavour`, :meth:`HistogramPlot.from_tagger`).
 - :class:`EfficiencyPlot`: efficiency of a working point vs jet pT or η with binomial uncertainties.
+- :class:`ReweightingPlot`: shapes of a jet variable per class before and after pT–η reweighting.
+- :class:`HistoryPlot`: a training run's loss and a validation metric per epoch.
 
-Each object keeps the numbers it draws (``RocPlot.ratios``, ``DiscriminantPlot.histograms``,
-``EfficiencyPlot.efficiencies``), so tests check plots by their numbers. ``draw()`` returns the matplotlib
-figure (shown inline in a notebook); ``savefig(stem)`` writes ``stem.png`` and ``stem.pdf`` atomically.
+Each object keeps the numbers it draws (``RocPlot.ratios``, ``HistogramPlot.histograms``,
+``EfficiencyPlot.efficiencies``, ``ReweightingPlot.fractions``, ``HistoryPlot.series``), so tests check plots
+by their numbers. ``draw()`` returns the matplotlib figure (shown inline in a notebook); ``savefig(stem)``
+writes ``stem.png`` and ``stem.pdf`` atomically.
 
 Matplotlib is imported on first draw, and the Agg backend is chosen then only when no backend has been
 selected yet (a batch job); a notebook keeps its inline backend.
@@ -24,8 +28,10 @@ import numpy as np
 
 from ._atomic import atomic_path
 from .errors import ArgumentError
+from .flavours import FLAVOUR_CODES
 
-__all__ = ["RocPlot", "DiscriminantPlot", "EfficiencyPlot", "FLAVOUR_LABELS", "BACKGROUND_LINESTYLES"]
+__all__ = ["RocPlot", "HistogramPlot", "EfficiencyPlot", "ReweightingPlot", "HistoryPlot", "FLAVOUR_LABELS",
+           "BACKGROUND_LINESTYLES"]
 
 FLAVOUR_LABELS = {"b": "b jets", "c": "c jets", "udsg": "udsg jets"}
 # CMS ROC convention: light (udsg) background solid, c dashed; b (for c tagging) dotted.
@@ -33,7 +39,9 @@ BACKGROUND_LINESTYLES = {"udsg": "-", "c": "--", "b": ":"}
 FLAVOUR_COLOURS = {"b": "#1f77b4", "c": "#2ca02c", "udsg": "#d62728"}
 DISCRIMINANT_LABELS = {"b": "b discriminant", "CvsL": "CvsL discriminant", "CvsB": "CvsB discriminant"}
 VARIABLE_LABELS = {"jet_pt": r"Jet $p_{T}$ [GeV]", "jet_eta": r"Jet $\eta$"}
-COM_TEV = 13  # sqrt(s) of the simulated samples (REFERENCE.md §5)
+METRIC_LABELS = {"val_beff_at_mistag_0.01": "b eff. at 1% udsg mistag (val.)",
+                 "val_auc_b_vs_udsg": "b vs udsg AUC (val.)", "val_accuracy": "Accuracy (val.)"}
+COM_TEV = 13  # sqrt(s) of the simulated samples (docs/reference.md §5)
 
 
 class _Plot:
@@ -41,8 +49,10 @@ class _Plot:
 
     figure = None
 
-    def savefig(self, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-        """Draw (if not drawn yet) and write ``stem.<fmt>`` for each format atomically; close the figure.
+    def savefig(self, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"), *,
+                close: bool = True) -> list[Path]:
+        """Draw (if not drawn yet) and write ``stem.<fmt>`` for each format atomically; then close the figure,
+        unless ``close=False`` (in a notebook: the figure is also shown below the cell).
 
         Returns the written paths. A suffix on ``stem`` is replaced.
         """
@@ -54,7 +64,8 @@ class _Plot:
                 # The temporary name has no extension, so the format must be given.
                 self._render(tmp, fmt)
             written.append(path)
-        self.close()
+        if close:
+            self.close()
         return written
 
     def png(self, dpi: float = 72) -> bytes:
@@ -67,10 +78,7 @@ class _Plot:
 
     def _render(self, target, fmt, dpi=None):
         figure = self.figure if self.figure is not None else self.draw()
-        plt, mplhep = _pyplot(), _mplhep()
-        # Math text (log-axis tick labels) takes its fonts from rcParams when rendered, so render in the
-        # style the figure was made in.
-        with plt.style.context(mplhep.style.CMS):
+        with _style():  # the savefig.* settings of the style too (the figure draws itself in it anyway)
             figure.savefig(target, format=fmt, dpi=dpi if dpi is not None else "figure")
 
     def close(self) -> None:
@@ -131,15 +139,15 @@ class RocPlot(_Plot):
         """Draw into a new figure and return it. Raises :class:`ArgumentError` with no curves."""
         if not self.curves:
             raise ArgumentError("RocPlot: no curves added")
-        plt, mplhep = _pyplot(), _mplhep()
+        plt = _pyplot()
         taggers, backgrounds = self.taggers, self.backgrounds
         reference = self.reference or taggers[0]
         if reference not in taggers:
             raise ArgumentError(f"RocPlot: reference tagger {reference!r} not among {taggers}")
         n_ratio = len(backgrounds) if self.ratio_panels and len(taggers) > 1 else 0
         self.close()
-        with plt.style.context(mplhep.style.CMS):
-            fig, axes = plt.subplots(1 + n_ratio, 1, sharex=True, figsize=(10, 8 + 2.2 * n_ratio),
+        with _style():
+            fig, axes = _subplots(1 + n_ratio, 1, sharex=True, figsize=(10, 8 + 2.2 * n_ratio),
                                      gridspec_kw={"height_ratios": [3] + [1] * n_ratio, "hspace": 0.07},
                                      squeeze=False)
             axes = axes[:, 0]
@@ -192,48 +200,63 @@ class RocPlot(_Plot):
         return fig
 
 
-class DiscriminantPlot(_Plot):
-    """Distributions of a discriminant, one histogram per added sample, normalised to unit area.
+class HistogramPlot(_Plot):
+    """Distributions of a variable, one histogram per added sample, normalised to unit area.
 
-    Values outside ``range`` are counted in the first/last bin so that every jet is shown. After
-    :meth:`add`, ``histograms[label] = (edges, density)``.
+    ``xlabel`` names the variable; ``bins`` and ``range`` give regular bins. Values outside ``range`` are
+    counted in the first/last bin so that every entry is shown. After :meth:`add`,
+    ``histograms[label] = (edges, density)``.
     """
 
-    def __init__(self, discriminant: str = "b", *, bins: int = 50, range: tuple[float, float] = (0.0, 1.0),
-                 title: str | None = None, logy: bool = True, xlabel: str | None = None):
-        self.discriminant = discriminant
+    def __init__(self, xlabel: str = "", *, bins: int = 50, range: tuple[float, float] = (0.0, 1.0),
+                 title: str | None = None, logy: bool = True):
         self.edges = np.linspace(range[0], range[1], bins + 1)
         self.title = title
         self.logy = logy
-        self.xlabel = xlabel or DISCRIMINANT_LABELS.get(discriminant, discriminant)
+        self.xlabel = xlabel
         self.histograms = {}
         self._styles = {}
 
     @classmethod
-    def from_tagger(cls, tagger, discriminant: str = "b", *, bins: int = 50) -> DiscriminantPlot:
+    def by_flavour(cls, values, flavour, xlabel: str, *, bins: int = 50, range: tuple[float, float] | None = None,
+                   weights=None, logy: bool = True, title: str | None = None) -> HistogramPlot:
+        """One histogram per jet flavour (b, c, udsg) of ``values``.
+
+        ``flavour`` is per-jet flavour codes (:func:`deepjet_nb.flavours.truth_flavour`) or a mapping of
+        flavour → boolean mask (:func:`deepjet_nb.flavours.flavour_masks`). ``range`` defaults to the
+        0.5–99.5 % quantiles of the values. NaN values are left out.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if isinstance(flavour, dict):
+            masks = {f: np.asarray(m, dtype=bool) for f, m in flavour.items()}
+        else:
+            masks = {f: np.asarray(flavour) == code for f, code in FLAVOUR_CODES.items()}
+        finite = np.isfinite(values)
+        if range is None:
+            lo, hi = (float(q) for q in np.quantile(values[finite], [0.005, 0.995])) if finite.any() else (0, 1)
+            range = (lo, hi if hi > lo else lo + 1.0)
+        plot = cls(xlabel, bins=bins, range=range, title=title, logy=logy)
+        for name, mask in masks.items():
+            sel = mask & finite
+            if np.any(sel):
+                plot.add(values[sel], FLAVOUR_LABELS.get(name, name),
+                         weights=None if weights is None else np.asarray(weights)[sel],
+                         color=FLAVOUR_COLOURS.get(name))
+        return plot
+
+    @classmethod
+    def from_tagger(cls, tagger, discriminant: str = "b", *, bins: int = 50) -> HistogramPlot:
         """One histogram per flavour (b, c, udsg) of a :class:`~deepjet_nb.evaluate.Tagger`'s discriminant.
 
         The range is [0, 1] for probabilities, else the 0.5-99.5 % quantiles (track counting).
         """
-        from .evaluate import FLAVOUR_CODES
-
         values = tagger.discriminants[discriminant]
-        lo, hi = float(np.min(values)), float(np.max(values))
-        if not (lo >= 0.0 and hi <= 1.0):
-            lo, hi = (float(q) for q in np.quantile(values, [0.005, 0.995]))
-            hi = hi if hi > lo else lo + 1.0
-        else:
-            lo, hi = 0.0, 1.0
-        plot = cls(discriminant, bins=bins, range=(lo, hi), title=tagger.name)
-        for flavour, code in FLAVOUR_CODES.items():
-            sel = tagger.flavour == code
-            if np.any(sel):
-                plot.add(values[sel], FLAVOUR_LABELS[flavour],
-                         weights=None if tagger.weights is None else tagger.weights[sel],
-                         color=FLAVOUR_COLOURS[flavour])
-        return plot
+        is_probability = float(np.min(values)) >= 0.0 and float(np.max(values)) <= 1.0
+        return cls.by_flavour(values, tagger.flavour, DISCRIMINANT_LABELS.get(discriminant, discriminant),
+                              bins=bins, range=(0.0, 1.0) if is_probability else None, weights=tagger.weights,
+                              title=tagger.name)
 
-    def add(self, values, label: str, *, weights=None, color=None, linestyle: str = "-") -> DiscriminantPlot:
+    def add(self, values, label: str, *, weights=None, color=None, linestyle: str = "-") -> HistogramPlot:
         """Histogram ``values`` (optionally weighted) under ``label``."""
         values = np.clip(np.asarray(values, dtype=np.float64), self.edges[0], self.edges[-1])
         counts, _ = np.histogram(values, bins=self.edges, weights=weights)
@@ -245,11 +268,11 @@ class DiscriminantPlot(_Plot):
 
     def draw(self):
         if not self.histograms:
-            raise ArgumentError("DiscriminantPlot: no histograms added")
-        plt, mplhep = _pyplot(), _mplhep()
+            raise ArgumentError("HistogramPlot: no histograms added")
+        mplhep = _mplhep()
         self.close()
-        with plt.style.context(mplhep.style.CMS):
-            fig, ax = plt.subplots(figsize=(10, 8))
+        with _style():
+            fig, ax = _subplots(figsize=(10, 8))
             for label, (edges, density) in self.histograms.items():
                 mplhep.histplot(density, edges, ax=ax, label=label, linewidth=2, **self._styles[label])
             if self.logy:
@@ -280,10 +303,9 @@ class EfficiencyPlot(_Plot):
     def draw(self):
         if not self.efficiencies:
             raise ArgumentError("EfficiencyPlot: no efficiencies added")
-        plt, mplhep = _pyplot(), _mplhep()
         self.close()
-        with plt.style.context(mplhep.style.CMS):
-            fig, ax = plt.subplots(figsize=(10, 8))
+        with _style():
+            fig, ax = _subplots(figsize=(10, 8))
             for label, (eff, color) in self.efficiencies.items():
                 half = 0.5 * np.diff(eff.edges)
                 ax.errorbar(eff.centers, eff.values, xerr=half, yerr=[eff.err_low, eff.err_high],
@@ -303,11 +325,160 @@ class EfficiencyPlot(_Plot):
         return fig
 
 
+class ReweightingPlot(_Plot):
+    """What pT–η reweighting does: the shape of a jet variable per class with unit weights (left) and with the
+    conversion's per-jet weights (right), each normalised to unit sum.
+
+    ``values``, ``label`` (class index) and ``weights`` are per-jet arrays; ``classes`` the class names;
+    ``edges`` the bin edges. After construction, ``fractions["before"|"after"][class]`` holds the shapes and
+    :meth:`distance_to_reference` the L1 distance of each class's shape to the reference class's.
+    """
+
+    def __init__(self, values, label, weights, classes, edges, *, xlabel: str = "", reference: str | None = None):
+        values, label, weights = np.asarray(values), np.asarray(label), np.asarray(weights, dtype=np.float64)
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.xlabel = xlabel
+        self.reference = reference or classes[0]
+        self.fractions = {"before": {}, "after": {}}
+        for i, cls in enumerate(classes):
+            sel = label == i
+            for key, w in (("before", np.ones(np.count_nonzero(sel))), ("after", weights[sel])):
+                counts, _ = np.histogram(values[sel], bins=self.edges, weights=w)
+                if counts.sum() > 0:
+                    self.fractions[key][cls] = counts / counts.sum()
+
+    @classmethod
+    def from_dataset(cls, dataset, variable: str = "jet_pt", *, max_edge: float = 600.0) -> ReweightingPlot:
+        """The plot for a converted dataset made with ``weighting.apply: weight`` (every jet kept, with its
+        weight), in the manifest's pT (or η) bins up to ``max_edge``; the reference is the config's."""
+        arrays = dataset.load()
+        weighting = dataset.manifest["weighting"]
+        edges = np.asarray(weighting["pt_edges" if variable == weighting.get("pt_branch", "jet_pt") else "eta_edges"])
+        return cls(arrays["spectators"][:, dataset.spectators.index(variable)], arrays["label"], arrays["weight"],
+                   dataset.classes, edges[edges <= max_edge], xlabel=VARIABLE_LABELS.get(variable, variable),
+                   reference=weighting.get("reference_class"))
+
+    def distance_to_reference(self) -> dict[str, dict[str, float]]:
+        """L1 distance between each class's shape and the reference class's, before and after weighting."""
+        return {key: {c: float(np.abs(f - shapes[self.reference]).sum()) for c, f in shapes.items()}
+                for key, shapes in self.fractions.items() if self.reference in shapes}
+
+    def draw(self):
+        mplhep = _mplhep()
+        self.close()
+        with _style():
+            fig, axes = _subplots(1, 2, figsize=(16, 7), sharey=True)
+            for ax, key in zip(axes, ("before", "after")):
+                for cls, fractions in self.fractions[key].items():
+                    mplhep.histplot(fractions, self.edges, ax=ax, label=cls, linewidth=2)
+                ax.set_yscale("log")
+                ax.set_xscale("log")
+                ax.set_xlabel(self.xlabel)
+                ax.legend(title=f"{key} reweighting", frameon=False, ncols=2)
+                experiment_label(ax)
+            axes[0].set_ylabel("Fraction of jets")
+            fig.tight_layout()
+        self.figure = fig
+        return fig
+
+
+class HistoryPlot(_Plot):
+    """A training run per epoch: training and validation loss (left), a validation ``metric`` (right).
+
+    ``rows`` are history rows (:meth:`deepjet_nb.run.Run.history`: dicts with ``epoch``, ``loss``,
+    ``val_loss``, ...); epochs are drawn 1-based, as people count them. After :meth:`draw`,
+    ``series[key] = (epochs, values)`` for every curve drawn.
+    """
+
+    def __init__(self, rows: Sequence[dict], *, metric: str = "val_beff_at_mistag_0.01",
+                 metric_label: str | None = None, title: str | None = None):
+        if not rows:
+            raise ArgumentError("HistoryPlot: no epochs in the history")
+        self.rows = list(rows)
+        self.metric = metric
+        self.metric_label = metric_label or METRIC_LABELS.get(metric, metric)
+        self.title = title
+        self.series = {}
+
+    @classmethod
+    def from_run(cls, run_dir, **kwargs) -> HistoryPlot:
+        """The history of the run directory ``run_dir``."""
+        from .run import read_history
+
+        return cls(read_history(run_dir), title=kwargs.pop("title", Path(run_dir).name), **kwargs)
+
+    def draw(self):
+        self.close()
+        epochs = np.array([self._epoch(r) for r in self.rows])
+        with _style():
+            fig, (ax_loss, ax_metric) = _subplots(1, 2, figsize=(16, 7))
+            for key, label in (("loss", "training"), ("val_loss", "validation")):
+                values = np.array([r.get(key, np.nan) for r in self.rows], dtype=float)
+                if np.isfinite(values).any():
+                    self.series[key] = (epochs, values)
+                    ax_loss.plot(epochs, values, "o-", label=label)
+            ax_loss.set_xlabel("Epoch")
+            ax_loss.set_ylabel("Loss")
+            ax_loss.legend(frameon=False)
+            values = np.array([r.get(self.metric, np.nan) for r in self.rows], dtype=float)
+            self.series[self.metric] = (epochs, values)
+            ax_metric.plot(epochs, values, "o-", color=FLAVOUR_COLOURS["udsg"])
+            ax_metric.set_xlabel("Epoch")
+            ax_metric.set_ylabel(self.metric_label)
+            for ax in (ax_loss, ax_metric):
+                ax.xaxis.get_major_locator().set_params(integer=True)
+                experiment_label(ax)
+            if self.title:
+                fig.suptitle(self.title, y=1.0)
+            fig.tight_layout()
+        self.figure = fig
+        return fig
+
+    @staticmethod
+    def _epoch(row) -> int:
+        # history.csv of this version numbers epochs from 1 (column "epoch"); older files from 0
+        return int(row["epoch"])
+
+
 def experiment_label(ax) -> None:
     """The label of every plot: CMS style, but these are deepjet-nb simulations, not CMS results."""
     import mplhep
 
     mplhep.label.exp_label(exp="deepjet-nb", llabel="Simulation", rlabel=f"{COM_TEV:g} TeV", ax=ax)
+
+
+def _style():
+    """The CMS style (mplhep) as a context: figures are built and drawn inside it."""
+    return _pyplot().style.context(_mplhep().style.CMS)
+
+
+def _subplots(*args, **kwargs):
+    """``plt.subplots`` for a figure that draws itself in the CMS style wherever it is rendered."""
+    return _pyplot().subplots(*args, FigureClass=_styled_figure_class(), **kwargs)
+
+
+def _styled_figure_class():
+    """A Figure subclass whose ``draw`` runs inside the CMS style.
+
+    Fonts of math text (log-axis tick labels, the experiment label) are looked up in rcParams when the figure
+    is rendered, not when it is built. A notebook's inline backend renders figures after the cell, outside any
+    style context; without this the labels lose their fonts and collide, and matplotlib warns about missing
+    font families. Saved files and inline output then look the same.
+    """
+    global _StyledFigure
+    if _StyledFigure is None:
+        from matplotlib.figure import Figure
+
+        class StyledFigure(Figure):
+            def draw(self, renderer):
+                with _style():
+                    return super().draw(renderer)
+
+        _StyledFigure = StyledFigure
+    return _StyledFigure
+
+
+_StyledFigure = None
 
 
 def _pyplot():

@@ -23,7 +23,6 @@ TensorFlow/Keras are imported only when a model is loaded.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -32,101 +31,30 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_path
+from .convert import DEFAULT_STEP_SIZE
 from .dataset import MANIFEST
 from .errors import ArgumentError, DatasetError, RunError
+from .run import Run, open_run
 
-__all__ = ["predict", "load_run", "Run", "TREE", "register_cli"]
+__all__ = ["predict", "TREE", "PROB_PREFIX", "TRUTH_PREFIX", "register_cli"]
 
+# The prediction file (docs/formats.md §4): this module writes it, deepjet_nb.evaluate reads it.
 TREE = "tree"
+PROB_PREFIX = "prob_is"
 # Class truth is "truth_is<Class>": a plain "is<Class>" would collide with the raw flag of the same name
 # (DeepCSV class B = isB + isLeptonicB + isLeptonicB_C is not the raw isB; likewise BB and C).
 TRUTH_PREFIX = "truth_is"
-DEFAULT_STEP_SIZE = 50_000  # jets per chunk: bounds memory (DeepJet inputs ≈ 3 kB per jet → ~150 MB)
 DEFAULT_BATCH_SIZE = 1024
-MODEL_FILES = ("model.keras", "checkpoints/best.keras")
-
-
-class Run:
-    """What prediction needs from a run directory (docs/formats.md §3): config, manifest, model path.
-
-    Attributes: ``path``, ``manifest`` (dict), ``config`` (:class:`~deepjet_nb.config.DataConfig`),
-    ``classes``, ``inputs`` (group → {"shape", "features"}), ``normalisation``, ``model_path``.
-    Use :func:`load_run`.
-    """
-
-    def __init__(self, path, manifest, config, model_path):
-        self.path = Path(path)
-        self.manifest = manifest
-        self.config = config
-        self.model_path = Path(model_path)
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.manifest["classes"])
-
-    @property
-    def inputs(self) -> dict:
-        return dict(self.manifest["inputs"])
-
-    @property
-    def normalisation(self) -> dict:
-        return self.manifest["normalisation"]
-
-    def load_model(self):
-        """The Keras model (imports Keras). Raises :class:`RunError` naming the file when unreadable."""
-        import keras
-
-        try:
-            return keras.models.load_model(self.model_path)
-        except Exception as err:  # Keras raises ValueError, OSError, zipfile errors...
-            raise RunError(f"{self.model_path}: cannot load the model ({err})") from None
-
-    def __repr__(self):
-        return f"<Run {str(self.path)!r}: classes {self.classes}, model {self.model_path.name}>"
-
-
-def load_run(run_dir: str | os.PathLike, *, model: str | None = None) -> Run:
-    """Read a run directory: ``manifest.json``, ``data_config.yaml`` and the model file.
-
-    ``model`` is a path relative to the run (default: ``model.keras``, else ``checkpoints/best.keras``).
-    Raises :class:`RunError` naming the directory and the missing or invalid file.
-    """
-    from .config import load_config
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: no such run directory")
-    manifest_path = run_dir / MANIFEST
-    if not manifest_path.is_file():
-        raise RunError(f"{run_dir}: no manifest.json (not a training run directory)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except ValueError as err:
-        raise RunError(f"{manifest_path}: not valid JSON ({err})") from None
-    for key in ("classes", "inputs", "normalisation"):
-        if key not in manifest:
-            raise RunError(f"{manifest_path}: missing key {key!r}")
-    config_path = run_dir / "data_config.yaml"
-    if not config_path.is_file():
-        raise RunError(f"{run_dir}: no data_config.yaml")
-    config = load_config(config_path)
-    if list(config.class_names) != list(manifest["classes"]):
-        raise RunError(f"{config_path}: classes {list(config.class_names)} differ from manifest.json "
-                       f"{manifest['classes']}")
-    candidates = [model] if model else MODEL_FILES
-    for name in candidates:
-        if (run_dir / name).is_file():
-            return Run(run_dir, manifest, config, run_dir / name)
-    raise RunError(f"{run_dir}: no model file ({' or '.join(candidates)})")
 
 
 def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-            model=None, shards: Sequence[str] | None = None, step_size: int = DEFAULT_STEP_SIZE,
+            model=None, which: str = "auto", shards: Sequence[str] | None = None, step_size: int = DEFAULT_STEP_SIZE,
             batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> Path:
     """Run a trained model over ``inputs`` and write the prediction file ``out``.
 
     Inputs: ``run_dir`` a run directory (or a :class:`Run`); ``inputs`` ROOT ntuples and/or converted
-    dataset directories; ``model`` an already loaded Keras model to use instead of the run's file;
+    dataset directories; ``model`` an already loaded Keras model to use instead of the run's file; ``which``
+    the run's model file otherwise (:meth:`deepjet_nb.run.Run.model_path`: "auto" = final, else best);
     ``shards`` restricts dataset inputs to these shard names; ``step_size`` jets per chunk;
     ``batch_size`` jets per forward pass. Returns ``out`` as a Path.
 
@@ -136,13 +64,13 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
     """
     import uproot
 
-    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
+    run = run_dir if isinstance(run_dir, Run) else open_run(run_dir)
     if not inputs:
         raise ArgumentError("predict: no input files given")
     if step_size < 1 or batch_size < 1:
         raise ArgumentError(f"predict: step_size and batch_size must be >= 1, got {step_size}, {batch_size}")
     sources = [_source(Path(p), run) for p in inputs]
-    model = model if model is not None else run.load_model()
+    model = model if model is not None else run.load_model(which)
     _check_model(model, run)
     bar = _progress(progress, sum(n for _, _, n in sources))
     out = Path(out)
@@ -233,7 +161,7 @@ def _dataset_chunks(path, run, shards, step_size):
 def _check_model(model, run):
     width = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
     if width is not None and width != len(run.classes):
-        raise RunError(f"{run.model_path}: the model has {width} outputs, the run has {len(run.classes)} "
+        raise RunError(f"{run.path}: the model has {width} outputs, the run has {len(run.classes)} "
                        f"classes {run.classes}")
 
 
@@ -247,7 +175,7 @@ def _infer(model, run, chunk, batch_size):
 
 def _branches(classes, probs, label, spectator_names, spectators, source):
     from .config import REQUIRED_SPECTATORS
-    from .samples import schema
+    from . import schema
 
     missing = [s for s in REQUIRED_SPECTATORS if s not in spectator_names]
     if missing:
@@ -255,7 +183,7 @@ def _branches(classes, probs, label, spectator_names, spectators, source):
                            f"{list(spectator_names)})")
     out = {}
     for i, cls in enumerate(classes):
-        out[f"prob_is{cls}"] = np.ascontiguousarray(probs[:, i])
+        out[f"{PROB_PREFIX}{cls}"] = np.ascontiguousarray(probs[:, i])
     for i, cls in enumerate(classes):
         out[f"{TRUTH_PREFIX}{cls}"] = (label == i).astype(np.int32)
     integer = set(schema.FLAVOUR_FLAGS) | set(schema.FLAVOUR_INTS)
@@ -298,8 +226,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUTS", help="ROOT ntuples and/or converted dataset directories")
     p.add_argument("--run", required=True, metavar="RUNDIR", help="training run directory")
     p.add_argument("--out", required=True, metavar="FILE.root", help="prediction file to write")
-    p.add_argument("--model", default=None, metavar="FILE",
-                   help="model file relative to the run (default: model.keras, else checkpoints/best.keras)")
+    p.add_argument("--model", default="auto", metavar="WHICH",
+                   help="final, best, last or a .keras path relative to the run (default: the final model, "
+                        "else the best checkpoint)")
     p.add_argument("--shards", nargs="+", default=None, metavar="NAME", help="only these shards of dataset inputs")
     p.add_argument("--step-size", type=int, default=DEFAULT_STEP_SIZE, metavar="N",
                    help="jets per chunk (bounds memory)")
@@ -309,8 +238,7 @@ def register_cli(subparsers) -> None:
 
 
 def _cli(args) -> int:
-    run = load_run(args.run, model=args.model)
-    out = predict(run, args.inputs, args.out, shards=args.shards, step_size=args.step_size,
+    out = predict(args.run, args.inputs, args.out, which=args.model, shards=args.shards, step_size=args.step_size,
                   batch_size=args.batch_size, progress=not args.no_progress)
     import uproot
 

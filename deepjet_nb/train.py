@@ -7,7 +7,7 @@ a Stop: the checkpoint carries the run state (finished epoch, history, best loss
 counters) inside the ``.keras`` file itself, so model and state can never disagree, and the input pipeline
 shuffles each epoch from ``(seed, epoch)``, so a resumed epoch sees the data an uninterrupted run would.
 
-Recipes (REFERENCE.md §4): DeepCSV Adam lr 3e-3; DeepJet 1 epoch at lr 1e-3, then the input batch norms are
+Recipes (docs/reference.md §4): DeepCSV Adam lr 3e-3; DeepJet 1 epoch at lr 1e-3, then the input batch norms are
 frozen and training goes on at lr 1e-4 (with a fresh optimizer, as the CMS recipe recompiles the model).
 On top: learning rate halved when the validation loss stalls (``lr_patience`` epochs), early stopping after
 ``patience`` epochs without improvement. Validation is split by files (whole shards), seeded.
@@ -28,29 +28,23 @@ This module does not import TensorFlow at import time (the CLI registers it); Ke
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
-import os
-import shutil
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path, write_text_atomic
-from .dataset import MANIFEST
 from .errors import ArgumentError, DatasetError, RunError
+from .flavours import CLASS_FLAVOURS, FLAVOUR_CODES, discriminants
 from .models import MODEL_NAMES, get_builder
+from .run import MODEL_FILES, STATE_VERSION, Run
 
-__all__ = ["RECIPES", "TrainConfig", "Trainer", "train", "load_run_model", "read_history", "register_cli"]
+__all__ = ["RECIPES", "TrainConfig", "Trainer", "train", "validation_metrics", "register_cli"]
 
-# Per-model defaults (REFERENCE.md §4). DeepJet's CMS batch is large; 2048 keeps a CPU step short.
+# Per-model defaults (docs/reference.md §4). DeepJet's CMS batch is large; 2048 keeps a CPU step short.
 RECIPES = {
     "deepcsv": {"lr": 3e-3, "batch_size": 10000, "epochs": 50, "freeze_input_bn_after": None,
                 "lr_after_freeze": None},
@@ -65,17 +59,16 @@ assert set(RECIPES) == set(MODEL_NAMES)
 VAL_AUC = "val_auc_b_vs_udsg"
 VAL_BEFF = "val_beff_at_mistag_0.01"
 MISTAG = 0.01
-
-STATE_MEMBER = "deepjet_nb_state.json"  # run state stored inside checkpoints/last.keras (a zip)
-STATE_VERSION = 1
+HEADLINE = (VAL_BEFF, "b-eff @ 1% mistag")  # the validation metric the dashboard shows per epoch
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; saved as ``train_config.json``.
 
-    ``None`` fields take the model's recipe value (:data:`RECIPES`). ``train_shards``/``val_shards`` and
-    ``data_config_hash`` are filled in when the run directory is created.
+    ``None`` fields take the model's recipe value (:data:`RECIPES`). ``shards`` (the dataset's shards the run
+    uses; a seeded share ``val_fraction`` of each validates) and ``data_config_hash`` are filled in when the
+    run directory is created.
     """
 
     model: str
@@ -94,8 +87,7 @@ class TrainConfig:
     buffer_shards: int = 2
     in_memory: bool = False
     hyper: dict = field(default_factory=dict)
-    train_shards: list = field(default_factory=list)
-    val_shards: list = field(default_factory=list)
+    shards: list = field(default_factory=list)
     data_config_hash: str = ""
 
     def with_recipe(self) -> TrainConfig:
@@ -107,7 +99,7 @@ class TrainConfig:
 
 # Fields a resumed run must share with the stored one (epochs may grow; data may have moved).
 _RESUME_FIXED = ("model", "batch_size", "lr", "lr_after_freeze", "freeze_input_bn_after", "seed", "val_fraction",
-                 "hyper", "train_shards", "val_shards", "data_config_hash")
+                 "hyper", "shards", "data_config_hash")
 
 
 class Trainer:
@@ -115,30 +107,38 @@ class Trainer:
 
     Parameters: ``model`` a name of :data:`deepjet_nb.models.MODEL_NAMES`; ``data`` a converted dataset
     directory; ``out`` the run directory (created; must not hold another run unless ``resume``); ``resume``
-    continue the run in ``out`` (arguments left ``None`` are taken from it); ``dashboard`` "auto" (widget in
-    a notebook, text elsewhere), "widget", "text" or "off"; other keywords are :class:`TrainConfig` fields.
+    True continues the run in ``out`` (arguments left ``None`` are taken from it), "auto" continues it if
+    there is one and starts a new run otherwise, saying which (a finished run is not trained again: :meth:`fit`
+    then loads its final model and returns its history); ``dashboard`` "auto" (widget in a notebook, text
+    elsewhere), "widget", "text" or "off"; other keywords are :class:`TrainConfig` fields.
 
     Raises (at construction, before any training): :class:`ArgumentError` for an unknown model or bad value,
     :class:`DatasetError` for a data directory that is not a converted dataset, :class:`RunError` when ``out``
     holds another run (without ``resume``) or a run that does not match these arguments or data.
     """
 
-    def __init__(self, model: str, data, out, *, resume: bool = False, dashboard: str = "auto",
+    def __init__(self, model: str, data, out, *, resume: bool | str = False, dashboard: str = "auto",
                  epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
                  seed: int | None = None, **options):
         from .dataset import open_dataset
 
         get_builder(model)  # unknown model -> ArgumentError, before anything is written
+        if resume not in (True, False, "auto"):
+            raise ArgumentError(f"resume must be True, False or 'auto', got {resume!r}")
         if dashboard not in ("auto", "widget", "text", "off"):
             raise ArgumentError(f"dashboard must be 'auto', 'widget', 'text' or 'off', got {dashboard!r}")
         unknown = set(options) - {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data"}
         if unknown:
             raise ArgumentError(f"unknown training options {sorted(unknown)}")
         self.run_dir = Path(out)
+        self.run = Run(out)
         self.dataset = open_dataset(data)
         self.dashboard_mode = dashboard
         given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **options}
         given = {k: v for k, v in given.items() if v is not None}
+        if resume == "auto":
+            resume = self.run.exists
+            print(f"{self.run_dir}: {self.run.status() + ', continuing it' if resume else 'new run'}")
         self.resuming = resume
         if resume:
             self.config = self._resumed_config(model, str(data), given)
@@ -166,6 +166,12 @@ class Trainer:
         from .pipeline import JetBatches
 
         cfg = self.config
+        if self._finished_before():
+            self.model = self.run.load_model("final")
+            self.history = self.run.history()
+            self.stop_reason = (self.run.last_state() or {}).get("stopped")
+            print(f"{self.run_dir}: run complete, {len(self.history)}/{cfg.epochs} epochs; nothing to train")
+            return self.history
         self._write_run_files()
         self._log(f"start: model={cfg.model} data={cfg.data} epochs={cfg.epochs} batch_size={cfg.batch_size} "
                   f"seed={cfg.seed} resume={self.resuming}")
@@ -175,9 +181,13 @@ class Trainer:
             self.stop_reason = "early stopping"
         self._stop_requested = False
         train = self._train_batches()
-        self._val = JetBatches(self.dataset, cfg.val_shards, batch_size=cfg.batch_size, shuffle=False,
-                               buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory) if cfg.val_shards else None
-        self._val_truth = self._validation_truth() if self._val else None
+        validation = self._split()[1]
+        self._val = JetBatches(self.dataset, validation, batch_size=cfg.batch_size, shuffle=False,
+                               buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory) \
+            if sum(map(len, validation.values())) else None
+        if self._val:
+            _, label, weight = self._val.arrays()
+            self._val_truth = label.astype(np.int64), weight.astype(np.float64)
         self._steps = train.steps_per_epoch
         if self.dashboard is None:  # start() builds it in the caller's thread, where it must be displayed
             self.dashboard = self._make_dashboard(train)
@@ -191,6 +201,13 @@ class Trainer:
         self._finish()
         self.resuming = True  # the directory now holds this run: a second fit() continues it
         return self.history
+
+    def _finished_before(self) -> bool:
+        """A resumed run whose final model exists and that has all its epochs, or ended by early stopping."""
+        if not (self.resuming and self.run.file(MODEL_FILES["final"]).is_file()):
+            return False
+        state = self.run.last_state() or {}
+        return len(self.run.history()) >= self.config.epochs or state.get("stopped") == "early stopping"
 
     def stop(self) -> None:
         """Ask training to end after the current batch; the last checkpoint stays valid (resume repeats the
@@ -227,39 +244,32 @@ class Trainer:
 
     # -- run directory -----------------------------------------------------------------------------------
 
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
-
     def _refuse_existing_run(self):
-        if (self.run_dir / "train_config.json").exists():
+        if self.run.exists:
             raise RunError(f"{self.run_dir} already holds a training run; pass resume=True (--resume) to "
                            f"continue it or choose another output directory")
 
     def _new_config(self, model, data, given) -> TrainConfig:
         cfg = TrainConfig(model=model, data=data, **given).with_recipe()
         self._check_values(cfg)
-        train_shards, val_shards = split_shards(self.dataset.shard_names, cfg.val_fraction, cfg.seed,
-                                                source=data)
-        return dataclasses.replace(cfg, train_shards=train_shards, val_shards=val_shards,
-                                   data_config_hash=str(self.dataset.manifest.get("config_hash", "")))
+        if not self.dataset.n_jets:
+            raise DatasetError(f"{data}: the dataset holds no jets")
+        return dataclasses.replace(cfg, shards=self.dataset.shard_names,
+                                   data_config_hash=self.dataset.manifest.config_hash)
 
     def _resumed_config(self, model, data, given) -> TrainConfig:
-        path = self.run_dir / "train_config.json"
-        if not path.is_file():
-            raise RunError(f"{self.run_dir}: no train_config.json to resume from; is this a training run?")
         try:
-            stored = TrainConfig(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise RunError(f"{path}: unreadable training config ({err})") from None
+            stored = TrainConfig(**self.run.train_config())
+        except TypeError as err:
+            raise RunError(f"{self.run.file('train_config.json')}: unreadable training config ({err})") from None
         wanted = {"model": model, **given,
-                  "data_config_hash": str(self.dataset.manifest.get("config_hash", ""))}
+                  "data_config_hash": self.dataset.manifest.config_hash}
         for key in _RESUME_FIXED:
             if key in wanted and wanted[key] != getattr(stored, key):
                 what = "data (manifest config_hash)" if key == "data_config_hash" else key
                 raise RunError(f"{self.run_dir}: cannot resume, {what} was {getattr(stored, key)!r} in "
                                f"train_config.json but is {wanted[key]!r} now")
-        missing = sorted(set(stored.train_shards + stored.val_shards) - set(self.dataset.shard_names))
+        missing = sorted(set(stored.shards) - set(self.dataset.shard_names))
         if missing:
             raise RunError(f"{self.run_dir}: cannot resume, shards {missing} are not in dataset {data}")
         cfg = dataclasses.replace(stored, data=data, **{k: v for k, v in given.items() if k not in _RESUME_FIXED})
@@ -276,38 +286,25 @@ class Trainer:
 
     def _write_run_files(self):
         """Configs and manifest copy; written once, at the start of a new run (a resume keeps them)."""
-        import yaml
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "logs").mkdir(exist_ok=True)
-        if self.resuming and (self.run_dir / "train_config.json").exists():
-            write_text_atomic(self.run_dir / "train_config.json", _json(dataclasses.asdict(self.config)))
-            return
-        manifest = self.dataset.manifest
-        write_text_atomic(self.run_dir / "data_config.yaml",
-                          yaml.safe_dump(manifest.get("config", {}), sort_keys=False))
-        write_text_atomic(self.run_dir / MANIFEST, _json(manifest))
-        # train_config.json last: its presence marks the directory as a run.
-        write_text_atomic(self.run_dir / "train_config.json", _json(dataclasses.asdict(self.config)))
+        if self.resuming and self.run.exists:
+            self.run.write_train_config(dataclasses.asdict(self.config))
+        else:
+            self.run.create(self.dataset.manifest, dataclasses.asdict(self.config), split=self.split_record())
 
     def _log(self, message: str):
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n"
-        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "logs" / "train.log", "a") as f:
-            f.write(line)
+        self.run.log(message)
 
     # -- model and state ---------------------------------------------------------------------------------
 
     def _restore_or_build(self) -> dict:
         from .models import build_model
 
-        last = self.checkpoint_dir / "last.keras"
-        if self.resuming and last.is_file():
-            self.model, state = load_checkpoint(last)
-            self._log(f"resumed from {last} after epoch {state['epoch']}")
+        if self.resuming and self.run.file(MODEL_FILES["last"]).is_file():
+            self.model, state = self.run.load_checkpoint("last")
+            self._log(f"resumed from {MODEL_FILES['last']} after epoch {state['epoch']}")
             # history.csv may have missed the last rows if the process died after the checkpoint.
             self.history = list(state["history"])
-            self._write_history()
+            self.run.write_history(self.history)
         else:
             self.model = build_model(self.config.model, self.dataset.manifest, **self.config.hyper)
             state = {"version": STATE_VERSION, "epoch": -1, "history": [], "best_val_loss": math.inf,
@@ -390,43 +387,43 @@ class Trainer:
         state["history"] = [*self.history, row]
         # Order matters for a crash in between: best, then last (the commit point), then the readable copies.
         if improved:
-            save_checkpoint(self.model, self.checkpoint_dir / "best.keras", state)
-        save_checkpoint(self.model, self.checkpoint_dir / "last.keras", state)
+            self.run.save_checkpoint(self.model, "best", state)
+        self.run.save_checkpoint(self.model, "last", state)
         self.history = state["history"]
-        self._write_history()
-        write_text_atomic(self.checkpoint_dir / "last_state.json", _json(_public_state(state)))
+        self.run.write_history(self.history)
         self._log("epoch " + " ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "epoch") + f" [{epoch}]")
         if self.stop_reason == "early stopping":
             self._log(f"early stopping: no improvement for {cfg.patience} epochs (best epoch {state['best_epoch']})")
 
-    def _write_history(self):
-        columns = list(dict.fromkeys(k for row in self.history for k in row))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns or ["epoch"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.history)
-        write_text_atomic(self.run_dir / "history.csv", buf.getvalue())
-
     def _finish(self):
-        final = self.run_dir / "model.keras"
         if self.stop_reason == "stopped" and self._state["epoch"] >= 0:
             # The in-memory weights are mid-epoch; the final model is the last finished epoch's.
-            shutil.copyfile(self.checkpoint_dir / "last.keras", self.checkpoint_dir / ".final.keras")
-            os.replace(self.checkpoint_dir / ".final.keras", final)
+            self.run.final_from_last()
         elif self.stop_reason != "stopped":
-            with _keras_path(final) as tmp:
-                self.model.save(tmp)
+            self.run.save_model(self.model)
         self._log(f"end: {len(self.history)} epochs recorded, stop reason: {self.stop_reason or 'finished'}")
 
     # -- validation --------------------------------------------------------------------------------------
 
-    def _validation_truth(self):
-        labels, weights = [], []
-        for name in self.config.val_shards:
-            arrays = self.dataset.load(shards=[name], mmap=True)
-            labels.append(np.asarray(arrays["label"]))
-            weights.append(np.asarray(arrays["weight"]))
-        return np.concatenate(labels).astype(np.int64), np.concatenate(weights).astype(np.float64)
+    def _split(self):
+        """(train, validation): shard name → jet indices (:func:`deepjet_nb.pipeline.split_jets`)."""
+        from .pipeline import split_jets
+
+        jets = self.dataset.shard_jets()
+        return split_jets({name: jets[name] for name in self.config.shards}, self.config.val_fraction,
+                          self.config.seed)
+
+    def split_record(self) -> dict:
+        """What ``split.json`` holds: jets per source file and per class, for training and validation."""
+        record = {}
+        for part, indices in zip(("train", "validation"), self._split()):
+            classes = np.zeros(len(self.dataset.classes), dtype=np.int64)
+            for name, idx in indices.items():
+                label = np.asarray(self.dataset.shard(name, mmap=True)["label"])[idx]
+                classes += np.bincount(label, minlength=len(classes))
+            record[part] = {"sources": {name: len(idx) for name, idx in indices.items()},
+                            "classes": dict(zip(self.dataset.classes, classes.tolist()))}
+        return record
 
     def _validation_metrics(self) -> dict:
         """val_loss, val_accuracy (weighted like training), b vs udsg AUC and b-eff at 1 % mistag."""
@@ -442,7 +439,7 @@ class Trainer:
         from .pipeline import JetBatches
 
         cfg = self.config
-        return JetBatches(self.dataset, cfg.train_shards, batch_size=cfg.batch_size, seed=cfg.seed,
+        return JetBatches(self.dataset, self._split()[0], batch_size=cfg.batch_size, seed=cfg.seed,
                           buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory)
 
     def _make_dashboard(self, train):
@@ -450,9 +447,18 @@ class Trainer:
             return None
         from .dashboard import TrainingDashboard
 
+        key, label = HEADLINE
+        n_light = self._validation_light_jets()
         return TrainingDashboard(epochs=self.config.epochs, steps_per_epoch=train.steps_per_epoch,
                                  batch_size=self.config.batch_size, mode=self.dashboard_mode,
-                                 on_stop=self.stop, history=self.history, log=self._log)
+                                 on_stop=self.stop, history=self.history, log=self._log,
+                                 headline=(key, f"{label} ({n_light} light jets)"))
+
+    def _validation_light_jets(self) -> int:
+        """How many light (udsg) jets validate: the 1 % mistag of the headline metric rests on 1 % of them."""
+        flavours = {**CLASS_FLAVOURS, **(self.dataset.manifest.class_flavours or {})}
+        classes = self.split_record()["validation"]["classes"]
+        return sum(n for cls, n in classes.items() if flavours.get(cls) == "udsg")
 
 
 def train(model: str, data, out, **kwargs) -> Trainer:
@@ -466,41 +472,6 @@ def train(model: str, data, out, **kwargs) -> Trainer:
 # helpers shared with tests and the prediction stage
 
 
-def split_shards(names, val_fraction: float, seed: int, *, source: str = "dataset") -> tuple[list, list]:
-    """Split shard names into (train, validation) by whole files, seeded; at least one of each when
-    ``val_fraction`` > 0. Raises :class:`DatasetError` when there are too few shards to split."""
-    names = sorted(names)
-    if val_fraction == 0:
-        return names, []
-    if len(names) < 2:
-        raise DatasetError(f"{source}: {len(names)} shard(s); validation is split by files, so at least 2 are "
-                           f"needed (or val_fraction=0)")
-    n_val = min(max(1, round(val_fraction * len(names))), len(names) - 1)
-    order = np.random.default_rng(seed).permutation(len(names))
-    val = sorted(names[i] for i in order[:n_val])
-    return [n for n in names if n not in val], val
-
-
-def class_flavours(manifest: dict) -> dict[str, str] | None:
-    """Flavour (b, c, udsg) of each class, from the raw flags that make it up in the manifest's data config.
-
-    Returns None when the config does not say (then :func:`deepjet_nb.evaluate.discriminants` uses its
-    REFERENCE.md §2 defaults).
-    """
-    from .evaluate import FLAVOUR_GROUPS
-
-    classes = (manifest.get("config") or {}).get("classes")
-    if not isinstance(classes, dict):
-        return None
-    out = {}
-    for cls, flags in classes.items():
-        found = [fl for fl, group in FLAVOUR_GROUPS.items() if set(flags) <= set(group)]
-        if len(found) != 1:
-            return None
-        out[cls] = found[0]
-    return out
-
-
 def validation_metrics(probs: np.ndarray, label: np.ndarray, weight: np.ndarray, manifest: dict) -> dict:
     """Validation metrics from softmax outputs ``probs`` (n, n_classes), integer ``label`` and ``weight``.
 
@@ -508,75 +479,22 @@ def validation_metrics(probs: np.ndarray, label: np.ndarray, weight: np.ndarray,
     argmax accuracy), ``VAL_AUC`` and ``VAL_BEFF`` (b vs udsg on the b discriminant, jets unweighted; NaN when
     the validation set lacks b or light jets).
     """
-    from .evaluate import discriminants
+    from .dataset import Manifest
     from .kernels.roc import auc, eff_at_mistag, roc_curve
 
     classes = list(manifest["classes"])
     picked = np.clip(probs[np.arange(len(label)), label], 1e-7, 1.0)  # Keras clips at its epsilon too
     out = {"val_loss": float(np.mean(weight * -np.log(picked))),
            "val_accuracy": float(np.sum(weight * (probs.argmax(axis=1) == label)) / np.sum(weight))}
-    flavours = class_flavours(manifest)
+    flavours = {**CLASS_FLAVOURS, **(Manifest(manifest).class_flavours or {})}
     b = discriminants({c: probs[:, i] for i, c in enumerate(classes)}, flavours)["b"]
-    if flavours is None:
-        from .evaluate import CLASS_FLAVOURS as flavours
-    jet_flavour = np.array([flavours.get(c, "") for c in classes])[label]
-    use = (jet_flavour == "b") | (jet_flavour == "udsg")
-    is_b = jet_flavour[use] == "b"
+    jet_flavour = np.array([FLAVOUR_CODES.get(flavours.get(c), -1) for c in classes])[label]
+    use = (jet_flavour == FLAVOUR_CODES["b"]) | (jet_flavour == FLAVOUR_CODES["udsg"])
+    is_b = jet_flavour[use] == FLAVOUR_CODES["b"]
     if is_b.all() or not is_b.any():
         return {**out, VAL_AUC: math.nan, VAL_BEFF: math.nan}
     sig_eff, bkg_eff, _ = roc_curve(b[use], is_b)
     return {**out, VAL_AUC: auc(sig_eff, bkg_eff), VAL_BEFF: float(eff_at_mistag(sig_eff, bkg_eff, MISTAG))}
-
-
-def save_checkpoint(model, path, state: dict) -> None:
-    """Save ``model`` (with optimizer state) to ``path`` atomically, with the run ``state`` inside the zip."""
-    with _keras_path(path) as tmp:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as zf:
-            zf.writestr(STATE_MEMBER, _json(state))
-
-
-def load_checkpoint(path):
-    """Load a checkpoint written by :func:`save_checkpoint`: returns ``(model, state)``.
-
-    Raises :class:`RunError` naming the file when it is missing, unreadable or has no run state.
-    """
-    import keras
-
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            state = json.loads(zf.read(STATE_MEMBER))
-        model = keras.models.load_model(path)
-    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as err:
-        raise RunError(f"{path}: not a readable deepjet-nb checkpoint ({err})") from None
-    state["best_val_loss"] = float(state["best_val_loss"])
-    return model, state
-
-
-def load_run_model(run_dir, which: str = "final"):
-    """The model of a run: ``which`` is "final" (model.keras), "best" or "last" (checkpoints).
-
-    Raises :class:`RunError` naming the file when it does not exist.
-    """
-    import keras
-
-    paths = {"final": "model.keras", "best": "checkpoints/best.keras", "last": "checkpoints/last.keras"}
-    if which not in paths:
-        raise ArgumentError(f"which must be one of {list(paths)}, got {which!r}")
-    path = Path(run_dir) / paths[which]
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no {paths[which]} (training not finished, or not a run directory)")
-    return keras.models.load_model(path)
-
-
-def read_history(run_dir) -> list[dict]:
-    """Rows of ``history.csv`` of a run as dicts of floats (``epoch`` as int)."""
-    path = Path(run_dir) / "history.csv"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no history.csv")
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -633,34 +551,6 @@ def _hooks_callback(trainer: Trainer):
             trainer._on_epoch_end(epoch, logs if logs is not None else {})
 
     return _TrainerHooks()
-
-
-class _keras_path:
-    """Atomic destination for ``model.save``, which insists on a ``.keras`` suffix for its file name."""
-
-    def __init__(self, destination):
-        self._ctx = atomic_path(destination)
-
-    def __enter__(self) -> Path:
-        self._tmp = self._ctx.__enter__()
-        self._staged = self._tmp.with_name(self._tmp.name + ".keras")
-        return self._staged
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                os.replace(self._staged, self._tmp)
-        finally:
-            self._staged.unlink(missing_ok=True)
-        return self._ctx.__exit__(exc_type, exc, tb)
-
-
-def _public_state(state: dict) -> dict:
-    return {k: v for k, v in state.items() if k != "history"}
-
-
-def _json(obj) -> str:
-    return json.dumps(obj, indent=1, default=str, allow_nan=True) + "\n"
 
 
 def _fmt(value) -> str:

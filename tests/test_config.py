@@ -1,4 +1,4 @@
-"""Data configs: shipped configs load with the REFERENCE shapes; mistakes name the key/branch and the file."""
+"""Data configs: shipped configs load with the CMS shapes (docs/reference.md §4); mistakes name the key/branch and the file."""
 
 import numpy as np
 import pytest

@@ -13,7 +13,7 @@ from deepjet_nb._synthetic import write_ntuple
 from deepjet_nb.config import load_config
 from deepjet_nb.dataset import open_dataset
 from deepjet_nb.errors import DatasetError
-from deepjet_nb.samples import schema
+from deepjet_nb import schema
 
 
 def unweighted(name="deepjet"):
@@ -338,27 +338,11 @@ def test_deepcsv_dataset_has_66_inputs(deepcsv_dataset):
 
 # --- notebooks (papermill, small parameters; assert on the numbers they wrote) ---------------------------
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_notebook(name, tmp_path, monkeypatch, **parameters):
-    import os
-
-    import papermill
-
-    # The kernel is a subprocess: make the working tree importable there even without `pip install -e`.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    papermill.execute_notebook(str(REPO / name), str(tmp_path / Path(name).name), parameters=parameters,
-                               cwd=str(tmp_path), progress_bar=False, kernel_name="python3")
-    return json.loads(Path(parameters["summary"]).read_text())
-
-
 @pytest.mark.slow
-def test_conversion_tutorial_reweights_to_the_b_shape(ttbar_sample, qcd_sample, tmp_path, monkeypatch):
-    numbers = run_notebook("tutorials/02_conversion.ipynb", tmp_path, monkeypatch,
-                           inputs=[str(ttbar_sample), str(qcd_sample)], out=str(tmp_path / "work"),
-                           summary=str(tmp_path / "summary.json"))
-    ds = open_dataset(tmp_path / "work" / "dataset")
+def test_conversion_tutorial_reweights_to_the_b_shape(ttbar_sample, qcd_sample, run_notebook):
+    nb = run_notebook("tutorials/02_conversion.ipynb", inputs=[str(ttbar_sample), str(qcd_sample)])
+    numbers = nb.summary
+    ds = open_dataset(nb.out_dir / "dataset")
     assert numbers["n_jets"] == ds.n_jets > 0 and numbers["n_shards"] == 2
     assert sum(numbers["jets_per_class"]) == ds.n_jets
     assert numbers["distance_after"]["B"] == pytest.approx(0.0, abs=1e-9)
@@ -367,13 +351,13 @@ def test_conversion_tutorial_reweights_to_the_b_shape(ttbar_sample, qcd_sample, 
 
 
 @pytest.mark.slow
-def test_convert_notebook_writes_dataset(ttbar_sample, qcd_sample, tmp_path, monkeypatch):
-    figures = run_notebook("notebooks/convert.ipynb", tmp_path, monkeypatch,
-                           inputs=[str(ttbar_sample), str(qcd_sample)], config="deepcsv",
-                           output=str(tmp_path / "dataset"), jobs=1, summary=str(tmp_path / "figures.json"))
-    ds = open_dataset(tmp_path / "dataset")
+def test_convert_notebook_writes_dataset(ttbar_sample, qcd_sample, run_notebook, tmp_path):
+    nb = run_notebook("notebooks/convert.ipynb", inputs=[str(ttbar_sample), str(qcd_sample)], config="deepcsv",
+                      out_dir=str(tmp_path / "dataset"), jobs=1, summary=str(tmp_path / "figures.json"))
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    ds = open_dataset(nb.out_dir)
     assert figures["converted"] == ["ttbar", "qcd"] and not figures["failed"]
     assert figures["n_jets"] == ds.n_jets > 0
-    assert figures["shards"] == {s["name"]: s["n_jets"] for s in ds.manifest["shards"]}
+    assert figures["shards"] == ds.shard_jets()
     assert sorted(p.name for p in (tmp_path / "dataset" / "shards" / "ttbar").iterdir()) == \
         ["etarel.npy", "global.npy", "label.npy", "spectators.npy", "tracks.npy", "vertex.npy", "weight.npy"]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from deepjet_nb.errors import ArgumentError
-from deepjet_nb.train import Trainer, load_checkpoint, read_history
+from deepjet_nb.run import Run, read_history
+from deepjet_nb.train import Trainer
 
 
 def _tiny_fit(dashboard, epochs=2, steps=6):
@@ -82,11 +83,11 @@ def test_stop_button_ends_training_after_the_batch_with_a_valid_checkpoint(synth
     # The batch running when Stop is pressed finishes; no other batch starts.
     assert trainer.stop_reason == "stopped" and dash.stop_requested and clicker.batches_after_click == 1
     assert dash._stop_button.disabled and dash._stop_button.description == "Stopped"
-    assert dash._progress.value == 12 + 3  # 12 batches per epoch: one epoch and three batches
-    assert "b-eff @ 1% mistag: 0." in dash._beff_label.value
+    assert dash._progress.value == dash.steps_per_epoch + 3  # one epoch and three batches
+    assert "b-eff @ 1% mistag (" in dash._headline_value.value and "light jets): " in dash._headline_value.value
     # Only the finished epoch is recorded; the checkpoint is that epoch's and the final model is a copy of it.
     assert [r["epoch"] for r in read_history(run)] == [0]
-    _, state = load_checkpoint(run / "checkpoints" / "last.keras")
+    _, state = Run(run).load_checkpoint("last")
     assert state["epoch"] == 0
     assert (run / "model.keras").read_bytes() == (run / "checkpoints" / "last.keras").read_bytes()
     # A resume repeats the interrupted epoch and goes on to the end.

@@ -1,4 +1,4 @@
-"""The demo pipeline (make demo) end to end at its tiny scale: every output of DESIGN.md is written, and a rerun
+"""The demo pipeline (make demo) end to end at its tiny scale: every documented output (README, docs/formats.md) is written, and a rerun
 resumes instead of redoing the work."""
 
 import json

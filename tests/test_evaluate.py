@@ -40,48 +40,6 @@ def taggers(prediction_files):
     return ev.load_taggers([prediction_files["deepjet"], prediction_files["deepcsv"]])
 
 
-# --- truth and discriminants ----------------------------------------------------------------------------
-
-
-def test_truth_flavour_groups_the_raw_flags():
-    flags = {f: np.zeros(len(RAW_FLAGS), dtype=np.int32) for f in RAW_FLAGS}
-    for i, f in enumerate(RAW_FLAGS):
-        flags[f][i] = 1
-    expected = [5, 5, 5, 5, 5, 4, 4, 4, 0, 0, 0, -1]
-    np.testing.assert_array_equal(ev.truth_flavour(flags), expected)
-
-
-def test_truth_flavour_refuses_two_flavours_and_names_a_missing_flag():
-    flags = {f: np.zeros(2, dtype=np.int32) for f in RAW_FLAGS}
-    flags["isB"][1] = flags["isC"][1] = 1
-    with pytest.raises(ArgumentError, match="jet 1"):
-        ev.truth_flavour(flags)
-    del flags["isGCC"]
-    with pytest.raises(InputFileError, match="isGCC"):
-        ev.truth_flavour(flags, source="x.root:tree")
-
-
-def test_discriminants_follow_the_cms_definitions_for_deepjet_and_deepcsv():
-    deepjet = {"B": np.array([0.3]), "BB": np.array([0.1]), "LeptB": np.array([0.1]), "C": np.array([0.2]),
-               "UDS": np.array([0.2]), "G": np.array([0.1])}
-    d = ev.discriminants(deepjet)
-    assert d["b"][0] == pytest.approx(0.5)
-    assert d["CvsL"][0] == pytest.approx(0.2 / 0.5)
-    assert d["CvsB"][0] == pytest.approx(0.2 / 0.7)
-    deepcsv = {"B": np.array([0.4]), "BB": np.array([0.1]), "C": np.array([0.3]), "UDSG": np.array([0.2])}
-    d = ev.discriminants(deepcsv)
-    assert (d["b"][0], d["CvsL"][0], d["CvsB"][0]) == pytest.approx((0.5, 0.6, 0.375))
-
-
-def test_discriminant_ratios_with_zero_denominator_are_zero_and_unknown_classes_refused():
-    d = ev.discriminants({"B": np.array([1.0]), "C": np.array([0.0]), "UDSG": np.array([0.0])})
-    assert d["CvsL"][0] == 0.0
-    with pytest.raises(ArgumentError, match="'Tau'"):
-        ev.discriminants({"B": np.array([1.0]), "Tau": np.array([0.0])})
-    d = ev.discriminants({"B": np.array([0.5]), "Tau": np.array([0.5])}, class_flavours={"Tau": "udsg"})
-    assert d["CvsL"][0] == 0.0 and d["b"][0] == 0.5
-
-
 # --- reading and metrics --------------------------------------------------------------------------------
 
 
@@ -250,9 +208,9 @@ def test_roc_plot_ratio_panel_holds_the_mistag_ratio_to_the_reference(taggers):
 
 
 def test_discriminant_plot_histograms_are_normalised_per_flavour(taggers):
-    from deepjet_nb.plots import DiscriminantPlot
+    from deepjet_nb.plots import HistogramPlot
 
-    plot = DiscriminantPlot.from_tagger(taggers[0], "b", bins=20)
+    plot = HistogramPlot.from_tagger(taggers[0], "b", bins=20)
     assert set(plot.histograms) == {"b jets", "c jets", "udsg jets"}
     for edges, density in plot.histograms.values():
         assert np.sum(density * np.diff(edges)) == pytest.approx(1.0)
@@ -356,28 +314,28 @@ def _auc(path, tagger, task):
 
 @pytest.mark.slow
 def test_pipeline_notebook_writes_the_metrics_of_the_library(run_notebook, prediction_files, taggers):
-    out = run_notebook("notebooks/evaluate.ipynb", out_dir="out", working_point="tight",
-                       predictions=[str(prediction_files["deepjet"]), str(prediction_files["deepcsv"])])
-    metrics = json.loads((out / "out" / "metrics.json").read_text())
+    nb = run_notebook("notebooks/evaluate.ipynb", working_point="tight",
+                      predictions=[str(prediction_files["deepjet"]), str(prediction_files["deepcsv"])])
+    metrics = json.loads((nb.out_dir / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(ev.compute_metrics(taggers)))
-    assert (out / "out" / "plots" / "efficiency_pt_deepjet.png").is_file()
-    assert "b_vs_udsg" in (out / "executed.ipynb").read_text()
+    assert (nb.out_dir / "plots" / "efficiency_pt_deepjet.png").is_file()
+    assert nb.summary["deepjet"]["b_vs_udsg"]["auc"] == metrics["deepjet"]["b_vs_udsg"]["auc"]
 
 
 @pytest.mark.slow
 def test_tutorial_notebook_evaluates_the_given_predictions(run_notebook, prediction_files, taggers):
-    out = run_notebook("tutorials/05_evaluate.ipynb", out_dir="out",
-                       predictions=[str(prediction_files["deepjet"]), str(prediction_files["deepcsv"])])
-    metrics = json.loads((out / "out" / "metrics.json").read_text())
+    nb = run_notebook("tutorials/05_evaluate.ipynb",
+                      predictions=[str(prediction_files["deepjet"]), str(prediction_files["deepcsv"])])
+    metrics = json.loads((nb.out_dir / "metrics.json").read_text())
     assert set(metrics) == {"deepjet", "deepcsv", "track_counting"}
     assert metrics["deepjet"]["b_vs_udsg"]["auc"] == pytest.approx(ev.roc(taggers[0], "b_vs_udsg").auc)
     assert metrics["deepjet"]["b_vs_udsg"]["auc"] > metrics["deepcsv"]["b_vs_udsg"]["auc"]
     assert metrics["deepcsv"]["c_vs_udsg"]["eff_at_mistag"]["0.01"] == pytest.approx(
         ev.roc(taggers[1], "c_vs_udsg").eff_at(0.01))
-    assert (out / "out" / "plots" / "roc_c.pdf").is_file()
+    assert (nb.out_dir / "plots" / "roc_c.pdf").is_file()
+    assert nb.summary["beff_at_1pct"]["deepjet"] == metrics["deepjet"]["b_vs_udsg"]["eff_at_mistag"]["0.01"]
     # Every plot cell shows its figure inline (discriminant, two ROC plots, efficiency) and the widget renders.
-    executed = json.loads((out / "executed.ipynb").read_text())
-    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    outputs = nb.outputs()
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
 

@@ -10,7 +10,7 @@ import pytest
 from deepjet_nb.errors import ArgumentError, ConfigError
 from deepjet_nb.models import MODEL_NAMES, build_model
 
-# The CMS input shapes of REFERENCE.md §4.
+# The CMS input shapes of docs/reference.md §4.
 CMS_DEEPJET = {"classes": ["B", "BB", "LeptB", "C", "UDS", "G"],
                "inputs": {"global": {"shape": [15]}, "cpf": {"shape": [25, 16]}, "npf": {"shape": [25, 6]},
                           "sv": {"shape": [4, 12]}}}
@@ -45,7 +45,7 @@ def test_model_builds_from_manifest_and_its_loss_falls(name, request):
 
 
 def test_parameter_counts_follow_the_cms_architectures():
-    # DeepJet: ~266k (REFERENCE.md §4); DeepCSV: 66 -> 5 x Dense(100) -> 4 = 47,504 exactly.
+    # DeepJet: ~266k (docs/reference.md §4); DeepCSV: 66 -> 5 x Dense(100) -> 4 = 47,504 exactly.
     assert 260_000 < build_model("deepjet", CMS_DEEPJET).count_params() < 272_000
     assert build_model("deepcsv", CMS_DEEPCSV).count_params() == 47_504
     assert build_model("pcnn", CMS_DEEPJET).count_params() > 0

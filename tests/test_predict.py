@@ -11,7 +11,8 @@ import uproot
 from deepjet_nb import cli
 from deepjet_nb import evaluate as ev
 from deepjet_nb.errors import DatasetError, InputFileError, RunError
-from deepjet_nb.predict import load_run, predict
+from deepjet_nb.predict import predict
+from deepjet_nb.run import open_run
 
 DEEPCSV_CLASSES = {"B": ("isB", "isLeptonicB", "isLeptonicB_C"), "BB": ("isBB", "isGBB"),
                    "C": ("isC", "isCC", "isGCC"), "UDSG": ("isUD", "isS", "isG")}
@@ -47,7 +48,7 @@ def run_dir(dataset):
 
 @pytest.fixture(scope="module")
 def model(run_dir):
-    return load_run(run_dir).load_model()
+    return open_run(run_dir).load_model()
 
 
 def read(path):
@@ -59,7 +60,7 @@ def reference_predictions(run_dir, model, path):
     """Plain path: the conversion in one chunk, the model on everything at once."""
     from deepjet_nb.convert import iter_arrays
 
-    run = load_run(run_dir)
+    run = open_run(run_dir)
     (chunk,) = list(iter_arrays(path, run.config, run.normalisation, step_size=10**9))
     probs = model.predict({g: chunk[g] for g in run.inputs}, verbose=0)
     return chunk, probs
@@ -107,20 +108,20 @@ def test_predict_on_a_converted_dataset_and_evaluate_reads_the_result(run_dir, m
 
 def test_run_directory_problems_name_the_directory_and_file(run_dir, tmp_path, synthetic_ntuples):
     with pytest.raises(RunError, match="no such run directory"):
-        load_run(tmp_path / "nowhere")
+        open_run(tmp_path / "nowhere")
     broken = tmp_path / "run"
     shutil.copytree(run_dir, broken)
     (broken / "model.keras").unlink()
     with pytest.raises(RunError, match=r"model\.keras or checkpoints/best\.keras"):
-        load_run(broken)
+        open_run(broken).model_path()
     (broken / "checkpoints" / "best.keras").write_text("not a model")
-    run = load_run(broken)  # falls back to the best checkpoint
-    assert run.model_path.name == "best.keras"
+    run = open_run(broken)
+    assert run.model_path().name == "best.keras"  # falls back to the best checkpoint
     with pytest.raises(RunError, match="best.keras"):
         predict(run, [synthetic_ntuples[0]], tmp_path / "x.root", progress=False)
     (broken / "manifest.json").unlink()
     with pytest.raises(RunError, match="manifest.json"):
-        load_run(broken)
+        open_run(broken)
 
 
 def test_failed_prediction_leaves_no_output(run_dir, model, synthetic_ntuples, tmp_path):
@@ -153,10 +154,10 @@ def test_cli_predict_writes_the_file(run_dir, synthetic_ntuples, tmp_path, capsy
 
 @pytest.mark.slow
 def test_tutorial_predicts_with_the_given_runs_when_no_predictions_are_given(run_notebook, run_dir):
-    out = run_notebook("tutorials/05_evaluate.ipynb", predictions=[], runs={"deepcsv": str(run_dir)},
-                       test_events=150, out_dir="out")
-    assert (out / "out" / "predictions" / "deepcsv.root").is_file()
-    metrics = json.loads((out / "out" / "metrics.json").read_text())
+    nb = run_notebook("tutorials/05_evaluate.ipynb", predictions=[], runs={"deepcsv": str(run_dir)},
+                      test_events=150, samples_dir="samples")
+    assert (nb.out_dir / "predictions" / "deepcsv.root").is_file()
+    metrics = json.loads((nb.out_dir / "metrics.json").read_text())
     assert set(metrics) == {"deepcsv", "track_counting"}
     # Track counting on real (Pythia) jets separates b from light jets; an untrained network need not.
     assert metrics["track_counting"]["b_vs_udsg"]["auc"] > 0.6

@@ -13,7 +13,9 @@ import pytest
 import uproot
 
 from deepjet_nb.errors import ArgumentError
-from deepjet_nb.samples import generate, schema
+from deepjet_nb import schema
+from deepjet_nb.flavours import flavour_masks
+from deepjet_nb.samples import generate
 
 B_MASS = 5.28
 
@@ -30,7 +32,7 @@ def qcd(qcd_sample):
 
 @pytest.fixture(scope="module")
 def masks(ttbar):
-    return schema.flavour_masks(ttbar)
+    return flavour_masks(ttbar)
 
 
 def nth_highest(jagged, n, default=-10.0):
@@ -99,7 +101,7 @@ def test_leptonic_b_fraction_matches_semileptonic_branching(ttbar, masks):
 
 
 def test_qcd_sample_has_gluon_jets_and_gluon_splitting(qcd):
-    masks = schema.flavour_masks(qcd)
+    masks = flavour_masks(qcd)
     assert masks["udsg"].mean() > 0.7
     assert ak.to_numpy(qcd.isG).mean() > 0.25
     # g -> bb / cc with both hadrons in one jet is rare but present in a few thousand QCD jets

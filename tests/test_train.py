@@ -13,9 +13,9 @@ import pytest
 
 from deepjet_nb.dataset import open_dataset
 from deepjet_nb.errors import ArgumentError, DatasetError, RunError
-from deepjet_nb.pipeline import JetBatches
-from deepjet_nb.train import (Trainer, load_checkpoint, load_run_model, read_history,
-                              split_shards)
+from deepjet_nb.run import Run, open_run, read_history
+from deepjet_nb.pipeline import JetBatches, split_jets
+from deepjet_nb.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,8 +52,8 @@ def test_streaming_epoch_yields_every_jet_once_reshuffled_and_reproducibly(synth
 def test_streaming_holds_at_most_buffer_shards_in_memory(synthetic_deepjet):
     ds = open_dataset(synthetic_deepjet)
     reads = []
-    original = ds.load
-    ds.load = lambda shards=None, mmap=False: reads.append(list(shards)) or original(shards, mmap=mmap)
+    original = ds.shard
+    ds.shard = lambda name, mmap=False: reads.append([name]) or original(name, mmap=mmap)
     batches = JetBatches(ds, batch_size=32, seed=0, buffer_shards=1)
     seen_before_first_batch = []
     for i, _ in enumerate(batches.epoch_batches(0)):
@@ -69,13 +69,28 @@ def test_pipeline_rejects_unknown_shards(synthetic_deepjet):
         JetBatches(open_dataset(synthetic_deepjet), ["nope"])
 
 
-def test_validation_is_split_by_whole_files_with_a_seed():
-    names = [f"f{i}" for i in range(10)]
-    train, val = split_shards(names, 0.2, seed=1)
-    assert len(val) == 2 and sorted(train + val) == names and not set(train) & set(val)
-    assert split_shards(names, 0.2, seed=1) == (train, val)
-    with pytest.raises(DatasetError, match="at least 2"):
-        split_shards(["only"], 0.2, seed=1)
+def test_validation_is_a_seeded_share_of_every_file():
+    jets = {"ttbar": 1000, "qcd": 300, "tiny": 3}
+    train, val = split_jets(jets, 0.2, seed=1)
+    for name, n in jets.items():
+        assert len(val[name]) == round(0.2 * n) and len(train[name]) + len(val[name]) == n
+        assert not set(train[name]) & set(val[name])
+    again = split_jets(jets, 0.2, seed=1)
+    assert all(np.array_equal(again[1][name], val[name]) for name in jets)
+    # a shard's split does not depend on the other shards
+    alone = split_jets({"qcd": 300}, 0.2, seed=1)[1]["qcd"]
+    assert np.array_equal(alone, val["qcd"])
+    assert not np.array_equal(split_jets(jets, 0.2, seed=2)[1]["ttbar"], val["ttbar"])
+
+
+def test_pipeline_reads_only_the_selected_jets_of_each_shard(synthetic_deepjet):
+    ds = open_dataset(synthetic_deepjet)
+    train, val = split_jets(ds.shard_jets(), 0.25, seed=0)
+    batches = JetBatches(ds, val, batch_size=1000, shuffle=False)
+    _, label, _ = batches.arrays()
+    expected = np.concatenate([np.asarray(ds.shard(n)["label"])[val[n]] for n in ds.shard_names])
+    np.testing.assert_array_equal(label, expected)
+    assert batches.n_jets == sum(map(len, val.values())) == len(label)
 
 
 # -- trainer and run directory -------------------------------------------------------------------------------
@@ -91,21 +106,27 @@ def deepcsv_run(synthetic_deepcsv, tmp_path_factory):
 
 def test_run_directory_holds_configs_history_checkpoints_and_model(deepcsv_run, synthetic_deepcsv):
     run = deepcsv_run.run_dir
-    for name in ("data_config.yaml", "manifest.json", "train_config.json", "history.csv", "model.keras",
+    for name in ("data_config.yaml", "manifest.json", "train_config.json", "split.json", "history.csv", "model.keras",
                  "checkpoints/last.keras", "checkpoints/best.keras", "checkpoints/last_state.json",
                  "logs/train.log"):
         assert (run / name).is_file(), name
     assert json.loads((run / "manifest.json").read_text()) == open_dataset(synthetic_deepcsv).manifest
     config = json.loads((run / "train_config.json").read_text())
     assert config["model"] == "deepcsv" and config["lr"] == 3e-3 and config["seed"] == 7
-    assert not set(config["train_shards"]) & set(config["val_shards"])
+    assert config["shards"] == open_dataset(synthetic_deepcsv).shard_names
+    split = json.loads((run / "split.json").read_text())
+    jets = open_dataset(synthetic_deepcsv).shard_jets()
+    for name, n in jets.items():  # every file trains and validates
+        assert split["train"]["sources"][name] + split["validation"]["sources"][name] == n
+        assert split["validation"]["sources"][name] == round(0.2 * n)
+    assert sum(split["validation"]["classes"].values()) == sum(split["validation"]["sources"].values())
     rows = read_history(run)
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc_b_vs_udsg", "val_beff_at_mistag_0.01",
                 "lr"):
         assert all(np.isfinite(r[key]) for r in rows), key
     assert 0.5 < rows[-1]["val_auc_b_vs_udsg"] <= 1.0  # the synthetic classes are separable
-    _, state = load_checkpoint(run / "checkpoints/last.keras")
+    _, state = Run(run).load_checkpoint("last")
     assert state["epoch"] == 2 and [r["epoch"] for r in state["history"]] == [0, 1, 2]
     assert not list(run.rglob(".tmp-*"))  # nothing half-written left behind
 
@@ -114,7 +135,7 @@ def test_final_model_predicts_like_the_trained_model(deepcsv_run):
     ds = deepcsv_run.dataset
     x = {g: a[:16] for g, a in ds.load(mmap=True).items() if g in ds.inputs}
     expected = deepcsv_run.model.predict(x, verbose=0)
-    np.testing.assert_allclose(load_run_model(deepcsv_run.run_dir).predict(x, verbose=0), expected, rtol=1e-6)
+    np.testing.assert_allclose(open_run(deepcsv_run.run_dir).load_model("final").predict(x, verbose=0), expected, rtol=1e-6)
 
 
 def test_same_seed_gives_the_same_numbers(deepcsv_run, synthetic_deepcsv, tmp_path):
@@ -140,7 +161,7 @@ def test_deepjet_recipe_freezes_input_batchnorm_and_lowers_lr(synthetic_deepjet,
     assert [r["lr"] for r in rows] == [1e-3, 1e-4]
     frozen = [layer for layer in trainer.model.layers if layer.name.startswith("input_bn_")]
     assert len(frozen) == 4 and not any(layer.trainable for layer in frozen)
-    reloaded = load_run_model(tmp_path / "dj")
+    reloaded = open_run(tmp_path / "dj").load_model("final")
     assert not any(layer.trainable for layer in reloaded.layers if layer.name.startswith("input_bn_"))
 
 
@@ -165,7 +186,7 @@ def test_resume_after_sigkill_records_every_epoch_once(synthetic_deepjet, tmp_pa
     assert "3 epochs" in out
     log = (run / "logs" / "train.log").read_text()
     assert "resumed from" in log and "after epoch 0" in log
-    _, state_in_zip = load_checkpoint(run / "checkpoints" / "last.keras")
+    _, state_in_zip = Run(run).load_checkpoint("last")
     assert state_in_zip["epoch"] == 2
 
 
@@ -196,7 +217,7 @@ def test_resume_with_mismatched_config_is_refused(deepcsv_run, synthetic_deepcsv
 
 
 def test_resume_of_a_directory_without_a_run_is_refused(synthetic_deepcsv, tmp_path):
-    with pytest.raises(RunError, match="no train_config.json"):
+    with pytest.raises(RunError, match="train_config.json: no such training config"):
         Trainer("deepcsv", synthetic_deepcsv, tmp_path, resume=True)
 
 
@@ -210,43 +231,32 @@ def test_cli_turns_errors_into_one_line_and_exit_code(tmp_path):
 # -- notebooks (papermill, tiny parameters; executed copies go to tmp dirs) ----------------------------------
 
 
-def _execute(notebook, tmp_path, **parameters):
-    import papermill
-
-    executed = tmp_path / Path(notebook).name
-    papermill.execute_notebook(str(ROOT / notebook), str(executed), parameters=parameters, cwd=str(tmp_path),
-                               kernel_name="python3", progress_bar=False)
-    return executed
-
-
 @pytest.mark.slow
-def test_tutorial_03_trains_deepcsv_on_the_converted_dataset(deepcsv_dataset, tmp_path):
-    _execute("tutorials/03_train_deepcsv.ipynb", tmp_path, data=str(deepcsv_dataset), epochs=2, batch_size=256,
-             out_dir=str(tmp_path / "out"))
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    rows = read_history(tmp_path / "out" / "run")
+def test_tutorial_03_trains_deepcsv_on_the_converted_dataset(deepcsv_dataset, run_notebook):
+    nb = run_notebook("tutorials/03_train_deepcsv.ipynb", data=str(deepcsv_dataset), epochs=2, batch_size=256)
+    summary = nb.summary
+    rows = read_history(nb.out_dir / "run")
     assert summary["epochs"] == len(rows) == 2 and summary["parameters"] == 47_504
     assert summary["val_auc_b_vs_udsg"] == pytest.approx(rows[-1]["val_auc_b_vs_udsg"])
     assert 0.5 < summary["val_auc_b_vs_udsg"] <= 1 and 0 <= summary["val_beff_at_mistag_0.01"] <= 1
 
 
 @pytest.mark.slow
-def test_tutorial_04_trains_deepjet_with_the_recipe(deepjet_dataset, tmp_path):
-    _execute("tutorials/04_train_deepjet.ipynb", tmp_path, data=str(deepjet_dataset), epochs=2, batch_size=256,
-             out_dir=str(tmp_path / "out"))
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+def test_tutorial_04_trains_deepjet_with_the_recipe(deepjet_dataset, run_notebook):
+    nb = run_notebook("tutorials/04_train_deepjet.ipynb", data=str(deepjet_dataset), epochs=2, batch_size=256)
+    summary = nb.summary
     assert summary["epochs"] == 2 and summary["lr"] == [1e-3, 1e-4]
     assert len(summary["frozen_input_batchnorms"]) == 4 and 260_000 < summary["parameters"] < 272_000
-    assert [r["epoch"] for r in read_history(tmp_path / "out" / "run")] == [0, 1]
+    assert [r["epoch"] for r in read_history(nb.out_dir / "run")] == [0, 1]
 
 
 @pytest.mark.slow
-def test_pipeline_notebook_writes_a_run_directory(deepcsv_dataset, tmp_path):
-    run = tmp_path / "run"
-    executed = _execute("notebooks/train.ipynb", tmp_path, data=str(deepcsv_dataset), model="deepcsv", epochs=2,
-                        batch_size=256, out=str(run), seed=3)
+def test_pipeline_notebook_writes_a_run_directory(deepcsv_dataset, run_notebook):
+    nb = run_notebook("notebooks/train.ipynb", data=str(deepcsv_dataset), model="deepcsv", epochs=2,
+                      batch_size=256, out_dir="run", seed=3)
+    run = nb.out_dir
     rows = read_history(run)
     assert [r["epoch"] for r in rows] == [0, 1] and (run / "model.keras").is_file()
     assert json.loads((run / "train_config.json").read_text())["seed"] == 3
-    assert '"epochs": 2' in executed.read_text()  # the summary the notebook printed
+    assert nb.summary["epochs"] == 2 and nb.summary["stop_reason"] == "finished"
 

@@ -1,14 +1,13 @@
 """tutorials/01_samples.ipynb runs top to bottom and records physics numbers that make sense."""
 
-import json
 
 import pytest
 
 
 @pytest.mark.slow
 def test_samples_tutorial_records_flavour_differences(run_notebook):
-    out = run_notebook("tutorials/01_samples.ipynb", events=300, jobs=1, out_dir="out")
-    record = json.loads((out / "out" / "summary.json").read_text())
+    nb = run_notebook("tutorials/01_samples.ipynb", events=300, jobs=1)
+    record = nb.summary
     assert record["jets"] > 1000
     assert 0.2 < record["fractions"]["b"] < 0.45
     assert sum(record["fractions"].values()) <= 1.0
@@ -18,4 +17,4 @@ def test_samples_tutorial_records_flavour_differences(run_notebook):
     assert sv["b"] > sv["c"] > sv["udsg"]
     assert 0.5 < record["median_b_sv_mass"] < 5.28
     for plot in ("ip_significance", "sv_mass", "sv_flight_significance", "n_charged", "n_neutral"):
-        assert (out / "out" / f"{plot}.png").stat().st_size > 10_000
+        assert (nb.out_dir / f"{plot}.png").stat().st_size > 10_000

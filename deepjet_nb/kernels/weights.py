@@ -11,7 +11,7 @@ import numpy as np
 
 @numba.njit(cache=True)
 def _bin(value, edges):
-    # Clamp to the first/last bin: the reweighting must give every jet a weight (REFERENCE §3 edges).
+    # Clamp to the first/last bin: the reweighting must give every jet a weight (docs/reference.md §3 edges).
     n_bins = edges.shape[0] - 1
     b = np.searchsorted(edges, value, side="right") - 1
     if b < 0:

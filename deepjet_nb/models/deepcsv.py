@@ -1,4 +1,4 @@
-"""DeepCSV: a dense network on the CSV tagging variables (REFERENCE §4; CMS JINST 13 (2018) P05011).
+"""DeepCSV: a dense network on the CSV tagging variables (docs/reference.md §4; CMS JINST 13 (2018) P05011).
 
 66 inputs (12 global, 7 track features × 6 tracks, trackEtaRel × 4, 8 vertex features) in the CMS setup;
 here whatever input groups the manifest lists are flattened and concatenated, so the input width follows the

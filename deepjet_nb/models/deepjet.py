@@ -1,4 +1,4 @@
-"""DeepJet ("DeepFlavour"): per-object 1×1 convolutions, LSTMs over the lists, a dense head (REFERENCE §4).
+"""DeepJet ("DeepFlavour"): per-object 1×1 convolutions, LSTMs over the lists, a dense head (docs/reference.md §4).
 
 Inputs, in manifest order: one flat global group (15 variables in the CMS setup) and three object lists —
 charged candidates (25 × 16), neutral candidates (25 × 6), secondary vertices (4 × 12). The lists are matched

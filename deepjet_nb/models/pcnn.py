@@ -1,4 +1,4 @@
-"""P-CNN (DeepAK8-style): 1D convolutions along ordered particle/vertex sequences (REFERENCE §4).
+"""P-CNN (DeepAK8-style): 1D convolutions along ordered particle/vertex sequences (docs/reference.md §4).
 
 Each object list is a sequence whose features are the "colours" of a 1D convolution with kernel size > 1,
 z^α_m = Σ_a Σ_j k^α_{a,j} X_{a,m+j−1}. Per list: input batch norm, a 1×1 stem, residual blocks of two such

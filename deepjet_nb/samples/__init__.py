@@ -19,7 +19,7 @@ Chain (each step documented, with its parameters and their sources, in its modul
    decay length, an inclusive secondary-vertex finder with the CSV vertex selection, the CSV tagging
    variables, and the charged / neutral / vertex lists of the DeepJet inputs.
 6. :mod:`.producer` -- blocks of events seeded from (seed, block), parallel worker processes, a progress
-   bar, and an atomic write with uproot (tree ``deepntuplizer/tree``, :mod:`.schema`).
+   bar, and an atomic write with uproot (tree ``deepntuplizer/tree``, :mod:`deepjet_nb.schema`).
 
 Example::
 
@@ -34,7 +34,7 @@ import importlib
 
 __all__ = ["generate", "GenerateSummary", "PROCESSES", "register_cli"]
 
-# numba, awkward and Pythia load on first use, so that ``deepjet_nb.samples.schema`` stays cheap to import
+# numba, awkward and Pythia load on first use, so that ``import deepjet_nb.samples`` stays cheap
 _LAZY = {"generate": ".producer", "GenerateSummary": ".producer", "PROCESSES": ".pythia"}
 
 

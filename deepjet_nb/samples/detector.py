@@ -1,6 +1,6 @@
 """A parametrised CMS-like (Run 2) detector: tracks, calorimeter deposits and pileup from generator particles.
 
-Every number below is an approximation of the CMS Run-2 detector, with its source; REFERENCE §5 collects
+Every number below is an approximation of the CMS Run-2 detector, with its source; docs/reference.md §5 collects
 them. Lengths are in mm (Pythia's unit) inside the simulation; the ntuple stores cm, like CMS.
 
 Tracks (charged particles with pT > 1 GeV, |eta| < 2.5, produced inside the pixel volume reach)

@@ -14,7 +14,8 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..errors import ArgumentError
-from . import detector, features, schema, truth
+from .. import schema
+from . import detector, features, truth
 from .pythia import PROCESSES, EventGenerator, _quiet_stdout, block_seed
 
 BLOCK_EVENTS = 100  # events per block: the unit of seeding, parallelism and progress
@@ -212,7 +213,7 @@ def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pt
     """Generate ``events`` Pythia 8 events of ``process`` ("ttbar" or "qcd") and write their jets to ``out``.
 
     One entry per anti-kT R=0.4 jet with pT > 20 GeV and |eta| < 2.5 in tree ``deepntuplizer/tree`` with the
-    branches of :mod:`deepjet_nb.samples.schema`. Events are produced in blocks of ``BLOCK_EVENTS``, each
+    branches of :mod:`deepjet_nb.schema`. Events are produced in blocks of ``BLOCK_EVENTS``, each
     seeded from (``seed``, block index), over ``jobs`` worker processes; the same arguments give the same
     file content. The file appears only when complete.
 

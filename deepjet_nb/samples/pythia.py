@@ -23,7 +23,7 @@ PROCESSES = {
 }
 DEFAULT_PTHAT_MIN = {"ttbar": None, "qcd": 30.0}
 
-# Beam spot (REFERENCE §5, CMS Run 2): sigma_x,y = 10 um, sigma_z = 4 cm; Pythia takes mm.
+# Beam spot (docs/reference.md §5, CMS Run 2): sigma_x,y = 10 um, sigma_z = 4 cm; Pythia takes mm.
 BEAMSPOT_SIGMA_XY_MM = 0.010
 BEAMSPOT_SIGMA_Z_MM = 40.0
 # Decays happen at their true, lifetime-sampled vertices inside the tracker volume (r < 1.1 m, |z| < 2.8 m);

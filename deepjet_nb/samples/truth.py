@@ -1,4 +1,4 @@
-"""Hadron-based jet flavour from the Pythia event record (REFERENCE §2).
+"""Hadron-based jet flavour from the Pythia event record (docs/reference.md §2).
 
 A jet's heavy flavour comes from the *last* B and C hadrons of their decay chains (a B* -> B gamma counts
 once, as the B) whose direction lies within Delta R < 0.4 of the jet axis; each hadron goes to its nearest
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .schema import FLAVOUR_FLAGS
+from ..schema import FLAVOUR_FLAGS
 from .vertexing import delta_r, eta_phi
 
 FLAG_INDEX = {name: i for i, name in enumerate(FLAVOUR_FLAGS)}

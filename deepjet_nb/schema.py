@@ -1,8 +1,17 @@
-"""The DeepNTuples branch schema: one TTree entry per jet (REFERENCE: CMS DeepNTuples / DeepJet).
+"""The DeepNTuples jet-ntuple schema: one TTree entry per jet (docs/reference.md §1, docs/formats.md §1).
 
-Real CMS DeepNTuples files use these names, so code written against this module works on them too.
-Jagged branches hold one value per object; their lengths equal the counter branch named in ``COUNTERS``.
+Real CMS DeepNTuples files use these names, so code written against this module works on them too. This is the
+one list of branch names: the sample producer, the synthetic test writer, the data-config validation,
+conversion and evaluation all take their names from here.
+
+Jagged branches hold one value per object. Each kind of object is an :class:`ObjectList`: the branches share
+a counter branch (their per-jet length) and a name prefix (``Cpfcan_``, ``sv_``, ...), which is how uproot
+groups them when writing.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 TREE = "deepntuplizer/tree"
 
@@ -44,18 +53,39 @@ SV = (
     "sv_d3dsig", "sv_costhetasvpv", "sv_enratio",
 )
 
-# Counter branch of each jagged group. The CSV track lists have their length in TagVarCSV_* scalars.
-COUNTERS = {
-    CPF: "nCpfcand",
-    NPF: "nNpfcand",
-    SV: "nsv",
-    CSV_TRACKS: "TagVarCSV_jetNSelectedTracks",
-    CSV_ETAREL: "TagVarCSV_jetNTracksEtaRel",
-}
+
+@dataclass(frozen=True)
+class ObjectList:
+    """One kind of object per jet: its jagged ``branches`` are named ``<record>_<field>`` and have the
+    per-jet length held in the scalar branch ``counter``."""
+
+    record: str
+    counter: str
+    branches: tuple[str, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Branch names without the ``<record>_`` prefix (how uproot names the fields of a record)."""
+        return tuple(b[len(self.record) + 1:] for b in self.branches)
+
+
+OBJECT_LISTS = (
+    ObjectList("Cpfcan", "nCpfcand", CPF),
+    ObjectList("Npfcan", "nNpfcand", NPF),
+    ObjectList("sv", "nsv", SV),
+    # the CSV track lists have their lengths in TagVarCSV_* scalars
+    ObjectList("TagVarCSVTrk", "TagVarCSV_jetNSelectedTracks", CSV_TRACKS),
+    ObjectList("TagVarCSV", "TagVarCSV_jetNTracksEtaRel", CSV_ETAREL),
+)
+# Counter branch of each jagged group (branch tuple -> counter name).
+COUNTERS = {objects.branches: objects.counter for objects in OBJECT_LISTS}
 
 SCALARS = KINEMATICS + FLAVOUR_FLAGS + FLAVOUR_INTS + CSV_SCALARS
 JAGGED = CSV_TRACKS + CSV_ETAREL + CPF + NPF + SV
 ALL_BRANCHES = SCALARS + JAGGED
+
+# Generator-level (truth) branches: never network inputs (see deepjet_nb.config).
+TRUTH_BRANCHES = FLAVOUR_FLAGS + FLAVOUR_INTS + ("gen_pt",)
 
 # Integer-valued branches; every other branch is float32.
 INTEGER_BRANCHES = frozenset(
@@ -64,18 +94,16 @@ INTEGER_BRANCHES = frozenset(
     + FLAVOUR_FLAGS + FLAVOUR_INTS
 )
 
-# Truth flavour groups used for evaluation and plots: the sum of these flags is 1 for a jet of the group.
-FLAVOUR_GROUPS = {
-    "b": ("isB", "isBB", "isGBB", "isLeptonicB", "isLeptonicB_C"),
-    "c": ("isC", "isCC", "isGCC"),
-    "udsg": ("isUD", "isS", "isG"),
-}
+
+def object_list(branch: str) -> ObjectList | None:
+    """The :class:`ObjectList` a jagged branch belongs to (None for a scalar or unknown branch)."""
+    for objects in OBJECT_LISTS:
+        if branch in objects.branches:
+            return objects
+    return None
 
 
-def flavour_masks(arrays) -> dict:
-    """Boolean masks {"b", "c", "udsg"} from the raw flavour flags of ``arrays`` (anything indexable by
-    branch name: a dict of numpy arrays, an awkward record array, ...). Undefined jets are in none."""
-    import numpy as np
-
-    return {group: np.sum([np.asarray(arrays[f]) for f in flags], axis=0) > 0
-            for group, flags in FLAVOUR_GROUPS.items()}
+def counter_of(branch: str) -> str | None:
+    """The counter branch of a jagged branch (None for a scalar or unknown branch)."""
+    objects = object_list(branch)
+    return objects.counter if objects else None

@@ -1,0 +1,277 @@
+"""The training run directory (docs/formats.md §3): the one place that names, reads and writes its files.
+
+::
+
+    RUN/data_config.yaml        the data config of the training dataset
+    RUN/manifest.json           copy of the dataset manifest (classes, inputs, normalisation)
+    RUN/train_config.json       the training configuration; its presence marks the directory as a run
+    RUN/split.json              the train/validation split (jets per source and class)
+    RUN/history.csv             one row per finished epoch
+    RUN/checkpoints/last.keras  after every epoch, with the run state inside (atomic)
+    RUN/checkpoints/best.keras  best validation loss so far
+    RUN/model.keras             the final model
+    RUN/logs/train.log          a text log
+
+>>> from deepjet_nb.run import open_run
+>>> run = open_run("runs/deepjet")                   # doctest: +SKIP
+>>> run.classes, run.status()                        # doctest: +SKIP
+(['B', 'BB', 'LeptB', 'C', 'UDS', 'G'], 'run complete, 8/8 epochs')
+>>> model = run.load_model()                         # doctest: +SKIP
+
+Keras is imported only by the functions that load or save models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import io
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+
+from ._atomic import atomic_path, write_text_atomic
+from ._jsonio import read_object
+from .dataset import MANIFEST, Manifest, ManifestView
+from .errors import ArgumentError, RunError
+
+__all__ = ["Run", "open_run", "read_history", "TRAIN_CONFIG", "DATA_CONFIG", "HISTORY", "SPLIT", "MODEL",
+           "MODEL_FILES"]
+
+TRAIN_CONFIG = "train_config.json"
+DATA_CONFIG = "data_config.yaml"
+HISTORY = "history.csv"
+SPLIT = "split.json"
+MODEL = "model.keras"
+CHECKPOINTS = "checkpoints"
+LAST_STATE = f"{CHECKPOINTS}/last_state.json"
+LOG = "logs/train.log"
+# Which model file: the final model, or a checkpoint.
+MODEL_FILES = {"final": MODEL, "best": f"{CHECKPOINTS}/best.keras", "last": f"{CHECKPOINTS}/last.keras"}
+
+STATE_MEMBER = "deepjet_nb_state.json"  # run state stored inside each checkpoint (a .keras file is a zip)
+STATE_VERSION = 1
+
+
+class Run(ManifestView):
+    """A run directory (existing or about to be written). Use :func:`open_run` to read a finished one.
+
+    Attributes: ``path``; from the manifest copy: ``manifest``, ``classes``, ``inputs``, ``spectators``,
+    ``normalisation``; ``config`` (the data config). Files are named by the module constants.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._manifest = None
+
+    def file(self, name: str) -> Path:
+        """Path of a file of the run (``run.file(HISTORY)``)."""
+        return self.path / name
+
+    @property
+    def exists(self) -> bool:
+        """Whether the directory holds a run (its ``train_config.json`` is written first-to-last)."""
+        return self.file(TRAIN_CONFIG).is_file()
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = Manifest.read(self.file(MANIFEST), error=RunError)
+        return self._manifest
+
+    @functools.cached_property
+    def config(self):
+        """The data config of the run (``data_config.yaml``), validated; its classes must match the manifest's."""
+        from .config import load_config
+
+        path = self.file(DATA_CONFIG)
+        if not path.is_file():
+            raise RunError(f"{self.path}: no {DATA_CONFIG}")
+        config = load_config(path)
+        if list(config.class_names) != self.classes:
+            raise RunError(f"{path}: classes {list(config.class_names)} differ from {MANIFEST} {self.classes}")
+        return config
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    def create(self, manifest: Manifest, train_config: dict, split: dict) -> None:
+        """Write the files of a new run: data config, manifest copy, split, then ``train_config.json`` (last:
+        its presence marks the directory as a run)."""
+        import yaml
+
+        self.file("logs").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.file(DATA_CONFIG), yaml.safe_dump(manifest.get("config", {}), sort_keys=False))
+        Manifest(manifest).write(self.path)
+        self._manifest = Manifest(manifest)
+        self.write_split(split)
+        self.write_train_config(train_config)
+
+    def write_train_config(self, train_config: dict) -> None:
+        write_text_atomic(self.file(TRAIN_CONFIG), _json(train_config))
+
+    def train_config(self) -> dict:
+        """The stored training configuration as a dict. Raises :class:`RunError` naming the file."""
+        return read_object(self.file(TRAIN_CONFIG), error=RunError, what="training config (is this a training run?)")
+
+    def write_split(self, split: dict) -> None:
+        write_text_atomic(self.file(SPLIT), _json(split))
+
+    def split(self) -> dict:
+        """The train/validation split: ``{"train": {"sources": {...}, "classes": {...}}, "validation": ...}``."""
+        return read_object(self.file(SPLIT), error=RunError, what="split record")
+
+    def write_history(self, rows: list[dict]) -> None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns or ["epoch"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.file(HISTORY), buffer.getvalue())
+
+    def history(self) -> list[dict]:
+        """Rows of ``history.csv`` as dicts of floats (``epoch`` as int); [] before the first epoch."""
+        path = self.file(HISTORY)
+        if not path.is_file():
+            return []
+        with open(path, newline="") as f:
+            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+    def log(self, message: str) -> None:
+        """Append a time-stamped line to ``logs/train.log``."""
+        path = self.file(LOG)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    # -- models -----------------------------------------------------------------------------------------
+
+    def model_path(self, which: str = "auto") -> Path:
+        """Path of a model file: ``which`` is "final", "best", "last", a path relative to the run, or "auto"
+        (the final model, else the best checkpoint). Raises :class:`RunError` when it does not exist."""
+        if which == "auto":
+            for name in (MODEL_FILES["final"], MODEL_FILES["best"]):
+                if self.file(name).is_file():
+                    return self.file(name)
+            raise RunError(f"{self.path}: no model file ({MODEL_FILES['final']} or {MODEL_FILES['best']}); "
+                           f"training not finished, or not a run directory")
+        name = MODEL_FILES.get(which, which)
+        if which not in MODEL_FILES and not str(which).endswith(".keras"):
+            raise ArgumentError(f"which must be one of {['auto', *MODEL_FILES]} or a .keras path, got {which!r}")
+        path = self.file(name)
+        if not path.is_file():
+            raise RunError(f"{self.path}: no {name} (training not finished, or not a run directory)")
+        return path
+
+    def load_model(self, which: str = "auto"):
+        """The Keras model (see :meth:`model_path` for ``which``). Raises :class:`RunError` naming the file."""
+        import keras
+
+        path = self.model_path(which)
+        try:
+            return keras.models.load_model(path)
+        except Exception as err:  # Keras raises ValueError, OSError, zipfile errors...
+            raise RunError(f"{path}: cannot load the model ({type(err).__name__}: {err})") from None
+
+    def save_checkpoint(self, model, which: str, state: dict) -> None:
+        """Save ``model`` (with optimizer state) as checkpoint ``which`` ("last" or "best") atomically, with the
+        run ``state`` inside the archive."""
+        with keras_path(self.file(MODEL_FILES[which])) as tmp:
+            model.save(tmp)
+            with zipfile.ZipFile(tmp, "a") as zf:
+                zf.writestr(STATE_MEMBER, _json(state))
+        if which == "last":
+            write_text_atomic(self.file(LAST_STATE), _json({k: v for k, v in state.items() if k != "history"}))
+
+    def load_checkpoint(self, which: str = "last"):
+        """``(model, state)`` of checkpoint ``which``. Raises :class:`RunError` naming the file when it is
+        missing, unreadable or has no run state."""
+        return load_checkpoint(self.model_path(which))
+
+    def save_model(self, model) -> None:
+        """Write the final model atomically."""
+        with keras_path(self.file(MODEL)) as tmp:
+            model.save(tmp)
+
+    def final_from_last(self) -> None:
+        """Make the final model a copy of the last checkpoint (after a Stop mid-epoch)."""
+        with atomic_path(self.file(MODEL)) as tmp:
+            tmp.write_bytes(self.file(MODEL_FILES["last"]).read_bytes())
+
+    def last_state(self) -> dict | None:
+        """The readable copy of the last checkpoint's state (no history), or None before the first epoch."""
+        path = self.file(LAST_STATE)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    # -- summary ----------------------------------------------------------------------------------------
+
+    def status(self) -> str:
+        """One line: "no run", "run complete, 8/8 epochs", "run stopped after 3/8 epochs (early stopping)"."""
+        if not self.exists:
+            return "no run"
+        planned = self.train_config().get("epochs")
+        done = len(self.history())
+        state = self.last_state() or {}
+        if self.file(MODEL).is_file() and (done >= (planned or 0) or state.get("stopped")):
+            why = f" ({state['stopped']})" if state.get("stopped") and done < (planned or 0) else ""
+            return f"run complete{why}, {done}/{planned} epochs"
+        return f"run stopped after {done}/{planned} epochs"
+
+    @property
+    def complete(self) -> bool:
+        """Whether training is finished (all epochs done, or ended by early stopping)."""
+        return self.status().startswith("run complete")
+
+    def __repr__(self):
+        return f"<Run {str(self.path)!r}: {self.status()}>"
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open an existing run directory (checks the manifest copy). Raises :class:`RunError` naming the
+    directory and the missing or invalid file."""
+    run = Run(path)
+    if not run.path.is_dir():
+        raise RunError(f"{run.path}: no such run directory")
+    run.manifest  # noqa: B018 -- validates now, so errors name the file before any work starts
+    return run
+
+
+def read_history(run_dir: str | os.PathLike) -> list[dict]:
+    """Rows of a run's ``history.csv`` (see :meth:`Run.history`); raises :class:`RunError` when there is none."""
+    run = Run(run_dir)
+    if not run.file(HISTORY).is_file():
+        raise RunError(f"{run.path}: no {HISTORY}")
+    return run.history()
+
+
+def load_checkpoint(path: str | os.PathLike):
+    """Load a checkpoint written by :meth:`Run.save_checkpoint`: returns ``(model, state)``."""
+    import keras
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            state = json.loads(zf.read(STATE_MEMBER))
+        model = keras.models.load_model(path)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as err:
+        raise RunError(f"{path}: not a readable deepjet-nb checkpoint ({err})") from None
+    state["best_val_loss"] = float(state["best_val_loss"])
+    return model, state
+
+
+@contextlib.contextmanager
+def keras_path(destination):
+    """Atomic destination for ``model.save``, which insists on a ``.keras`` suffix for its file name."""
+    with atomic_path(destination) as tmp:
+        staged = tmp.with_name(tmp.name + ".keras")
+        try:
+            yield staged
+            os.replace(staged, tmp)
+        finally:
+            staged.unlink(missing_ok=True)
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=1, default=str, allow_nan=True) + "\n"
