@@ -1,4 +1,4 @@
-"""Per-jet DeepNTuples variables from reconstructed candidates (REFERENCE §1 definitions, CMS conventions).
+"""Per-jet DeepNTuples variables from reconstructed candidates (definitions in docs/reference.md §1, CMS conventions).
 
 Lengths are converted from mm (simulation) to cm (ntuple, as in CMS). Undefined CSV quantities take the CMS
 default value ``DEFAULT`` (-999), as in real DeepNTuples files; conversion replaces them.

@@ -5,7 +5,7 @@ minimising sum_i (x - x0_i)^T W_i (x - x0_i), where W_i weighs the distance perp
 resolution: the fit is linear, its covariance is the inverse of sum W_i, so vertex errors follow from the
 track resolutions. Lengths in mm.
 
-Vertex finding follows CMS's inclusive vertex finder (IVF) and the CSV vertex selection (REFERENCE §5):
+Vertex finding follows CMS's inclusive vertex finder (IVF) and the CSV vertex selection (docs/reference.md §5):
 seed tracks with 3D IP significance > 1.2 and IP > 50 um; compatible seed pairs (two-track fit chi2 < 9,
 2D flight significance > 2) are joined into clusters; each cluster is fitted, outliers (chi2 contribution
 > 9) are dropped one at a time; a vertex is kept with >= 2 tracks, 2D flight significance > 3,
