@@ -386,7 +386,7 @@ class HistoryPlot(_Plot):
     """A training run per epoch: training and validation loss (left), a validation ``metric`` (right).
 
     ``rows`` are history rows (:meth:`deepjet_nb.run.Run.history`: dicts with ``epoch``, ``loss``,
-    ``val_loss``, ...); epochs are drawn 1-based, as people count them. After :meth:`draw`,
+    ``val_loss``, ...; epochs counted from 1, as in ``history.csv``). After :meth:`draw`,
     ``series[key] = (epochs, values)`` for every curve drawn.
     """
 
@@ -436,8 +436,7 @@ class HistoryPlot(_Plot):
 
     @staticmethod
     def _epoch(row) -> int:
-        # history.csv of this version numbers epochs from 1 (column "epoch"); older files from 0
-        return int(row["epoch"])
+        return int(row["epoch"])  # counted from 1, as Run.history() gives them
 
 
 def experiment_label(ax) -> None:

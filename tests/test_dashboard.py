@@ -30,7 +30,7 @@ def test_widget_state_follows_training():
     assert dash._progress.value == dash._progress.max == 12
     assert "epoch 2/2" in dash._status.value and "jets/s" in dash._status.value
     assert "lr 0.01" in dash._lr_label.value
-    assert [r["epoch"] for r in dash.epoch_rows] == [0, 1]
+    assert [r["epoch"] for r in dash.epoch_rows] == [1, 2]
     assert dash.epoch_rows[-1]["loss"] == pytest.approx(history.history["loss"][-1])
     assert len(dash.batch_loss) == 6 and "<polyline" in dash._loss_plot.value
     assert dash.overhead_s > 0
@@ -60,7 +60,7 @@ def test_stop_button_ends_training_after_the_batch_with_a_valid_checkpoint(synth
     import keras
 
     class ClickStop(keras.callbacks.Callback):
-        """Press Stop in the second epoch while its third batch runs (after batch 1 ended, as a user would)."""
+        """Press Stop in the second epoch, as its batch 1 ends (between two batches, as events arrive)."""
 
         def __init__(self, trainer):
             super().__init__()
@@ -80,16 +80,16 @@ def test_stop_button_ends_training_after_the_batch_with_a_valid_checkpoint(synth
     clicker = ClickStop(trainer)
     trainer.fit(callbacks=[clicker])
     dash = trainer.dashboard
-    # The batch running when Stop is pressed finishes; no other batch starts.
-    assert trainer.stop_reason == "stopped" and dash.stop_requested and clicker.batches_after_click == 1
+    # Pressed as batch 1 ended: no other batch starts.
+    assert trainer.stop_reason == "stopped" and dash.stop_requested and clicker.batches_after_click == 0
     assert dash._stop_button.disabled and dash._stop_button.description == "Stopped"
-    assert dash._progress.value == dash.steps_per_epoch + 3  # one epoch and three batches
+    assert dash._progress.value == dash.steps_per_epoch + 2  # one epoch and two batches
     assert "b-eff @ 1% mistag (" in dash._headline_value.value and "light jets): " in dash._headline_value.value
     # Only the finished epoch is recorded; the checkpoint is that epoch's and the final model is a copy of it.
-    assert [r["epoch"] for r in read_history(run)] == [0]
+    assert [r["epoch"] for r in read_history(run)] == [1]
     _, state = Run(run).load_checkpoint("last")
-    assert state["epoch"] == 0
+    assert state["epoch"] == 1
     assert (run / "model.keras").read_bytes() == (run / "checkpoints" / "last.keras").read_bytes()
     # A resume repeats the interrupted epoch and goes on to the end.
     Trainer("deepcsv", synthetic_deepcsv, run, resume=True, dashboard="off").fit()
-    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in read_history(run)] == [1, 2, 3, 4]
