@@ -339,15 +339,17 @@ class TrainingDashboard(keras.callbacks.Callback):
             title="loss", xlabel="batches")
         if self.headline_key:
             self._headline_plot.value = svg_lines({self.headline_label: per_epoch(self.headline_key)},
-                                                  title="validation", xlabel="batches")
+                                                  title="validation", xlabel="batches",
+                                                  colours={self.headline_label: _COLOURS[3]})
 
 
 _COLOURS = ("#9ecae1", "#08519c", "#e6550d", "#31a354")
 
 
 def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", xlabel: str = "",
-              width: int = 360, height: int = 220) -> str:
-    """A small line chart as an inline SVG string: ``series`` maps a label to (x, y) points.
+              width: int = 360, height: int = 220, colours: dict[str, str] | None = None) -> str:
+    """A small line chart as an inline SVG string: ``series`` maps a label to (x, y) points; ``colours``
+    optionally fixes a label's colour (others take the palette in order).
 
     Non-finite points are skipped. Cheap enough to redraw every second (no plotting library involved).
     """
@@ -370,13 +372,14 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", 
         out.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">{xlabel} ({x0:.0f}–{x1:.0f})'
                    f'</text>')
         for i, (label, v) in enumerate(pts.items()):
-            colour = _COLOURS[i % len(_COLOURS)]
+            colour = (colours or {}).get(label) or _COLOURS[i % len(_COLOURS)]
             if len(v) > 1:
                 path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in v)
                 out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
             for x, y in v[-1:] if len(v) > 1 else v:
                 out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
-            out.append(f'<text x="{pad_l + 6}" y="{pad_t + 14 + 13 * i}" fill="{colour}">{label}</text>')
+            if v:  # a series without points yet gets no legend entry
+                out.append(f'<text x="{pad_l + 6}" y="{pad_t + 14 + 13 * i}" fill="{colour}">{label}</text>')
     else:
         out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#999">waiting…</text>')
     out.append("</svg>")
