@@ -404,10 +404,13 @@ class HistoryPlot(_Plot):
 
     @classmethod
     def from_run(cls, run_dir, **kwargs) -> HistoryPlot:
-        """The history of the run directory ``run_dir``."""
-        from .run import read_history
+        """The history of the run directory ``run_dir``; the title names its model and directory."""
+        from .run import Run, read_history
 
-        return cls(read_history(run_dir), title=kwargs.pop("title", Path(run_dir).name), **kwargs)
+        rows = read_history(run_dir)
+        path = Path(run_dir)
+        model = Run(path).train_config().get("model", "") if "title" not in kwargs else ""
+        return cls(rows, title=kwargs.pop("title", f"{model} · {path.parent.name}/{path.name}"), **kwargs)
 
     def draw(self):
         self.close()

@@ -482,13 +482,13 @@ class Trainer:
         from .dashboard import TrainingDashboard
 
         key, label = HEADLINE
-        n_light = self._validation_light_jets()
+        n_light = self.validation_light_jets()
         return TrainingDashboard(epochs=self.config.epochs, steps_per_epoch=train.steps_per_epoch,
                                  batch_size=self.config.batch_size, mode=self.dashboard_mode,
                                  on_stop=self.stop, history=self.history, log=self._log,
                                  headline=(key, f"{label} ({n_light} light jets)"))
 
-    def _validation_light_jets(self) -> int:
+    def validation_light_jets(self) -> int:
         """How many light (udsg) jets validate: the 1 % mistag of the headline metric rests on 1 % of them."""
         flavours = {**CLASS_FLAVOURS, **(self.dataset.manifest.class_flavours or {})}
         classes = self.split_record()["validation"]["classes"]

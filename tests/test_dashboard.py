@@ -139,3 +139,13 @@ def test_eta_counts_remaining_steps_and_validation_per_remaining_epoch():
     assert dash.jets_per_s == pytest.approx(500)
     dash.phase = "compiling"
     assert "compiling" in dash._progress_line()
+
+
+def test_start_puts_every_epoch_line_in_the_dashboards_own_output_area(synthetic_deepcsv, tmp_path, capsys):
+    trainer = Trainer("deepcsv", synthetic_deepcsv, tmp_path / "run", epochs=3, batch_size=32, dashboard="widget")
+    trainer.start()
+    history = trainer.wait()
+    lines = "".join(o["text"] for o in trainer.dashboard._lines.outputs)
+    assert [line.split()[1] for line in lines.splitlines()] == ["1/3", "2/3", "3/3"] and len(history) == 3
+    assert "epoch 1/3 loss" not in capsys.readouterr().out  # not printed under whichever cell ran last
+    assert trainer.dashboard._stop_button.disabled and trainer.dashboard._stop_button.description == "Finished"

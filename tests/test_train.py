@@ -260,3 +260,19 @@ def test_pipeline_notebook_writes_a_run_directory(deepcsv_dataset, run_notebook)
     assert json.loads((run / "train_config.json").read_text())["seed"] == 3
     assert nb.summary["epochs"] == 2 and nb.summary["stop_reason"] == "finished"
 
+
+
+def test_history_plot_draws_epochs_from_one_and_names_the_run(deepcsv_run):
+    from deepjet_nb.plots import HistoryPlot
+
+    plot = HistoryPlot.from_run(deepcsv_run.run_dir)
+    plot.draw()
+    assert list(plot.series["loss"][0]) == [1, 2, 3]
+    assert plot.title.startswith("deepcsv · ")
+    plot.close()
+
+
+def test_histories_written_from_epoch_zero_are_read_from_one(tmp_path):
+    run = Run(tmp_path)
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.5\n1,1.2\n")
+    assert [r["epoch"] for r in run.history()] == [1, 2]
