@@ -362,7 +362,10 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", 
     if allp:
         x0, x1 = min(p[0] for p in allp), max(p[0] for p in allp)
         y0, y1 = min(p[1] for p in allp), max(p[1] for p in allp)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + abs(y0) * 0.1 + 1e-3)
+        if y1 <= y0:  # a flat series: centre it in a small range rather than draw it on the frame
+            pad = abs(y0) * 0.05 + 1e-3
+            y0, y1 = y0 - pad, y1 + pad
+        x1 = x1 if x1 > x0 else x0 + 1
         sx = lambda x: pad_l + (x - x0) / (x1 - x0) * (width - pad_l - pad_r)  # noqa: E731
         sy = lambda y: height - pad_b - (y - y0) / (y1 - y0) * (height - pad_t - pad_b)  # noqa: E731
         out.append(f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" '

@@ -314,7 +314,7 @@ class EfficiencyPlot(_Plot):
                             marker="o", linestyle="none", color=color, label=label)
             if self.logy:
                 ax.set_yscale("log")
-                ax.set_ylim(1e-4, 3)
+                ax.set_ylim(1e-4, 30)  # room above 1 for the legend: it must not cover the b-jet points
             else:
                 ax.set_ylim(0, 1.2)
             if self.variable == "jet_pt":

@@ -128,5 +128,6 @@ def test_explorer_in_tutorial_05_reacts_to_its_controls(lab, browser, prediction
     _wait(lambda: "b vs c" in table.text, 30, "the explorer's table did not change")
     _wait(lambda: image.get_attribute("src") != before_src, 30, "the explorer's plot did not change")
     assert table.text != before_table
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", explorer)
     _screenshot(browser, "explorer")
     _no_widget_errors(browser)
