@@ -236,7 +236,8 @@ class Trainer:
             self.model.stop_training = True
 
     def start(self, callbacks: list | None = None) -> threading.Thread:
-        """Run :meth:`fit` in a background thread (keeps a notebook responsive, e.g. for the Stop button).
+        """Run :meth:`fit` in a background thread, so the notebook can run other cells meanwhile (Stop works
+        with :meth:`fit` too). The epoch lines go into the dashboard's own output area.
 
         Returns the thread; :meth:`wait` joins it and re-raises an error of the training.
         """
