@@ -20,6 +20,8 @@ demo: install
 	$(PY) -m deepjet_nb.demo --out runs/demo
 
 test: install
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		|| echo "make test: Chromium or chromium-driver not found: the browser tests (tests/test_browser.py) will be SKIPPED (apt-get install chromium chromium-driver)"
 	$(PY) -m pytest -q tests
 
 lab: install

@@ -2,9 +2,11 @@
 
 :class:`TrainingDashboard` is a Keras callback. In widget mode it shows loss curves (running training loss
 every few batches, training and validation loss per epoch), the b-jet efficiency at 1 % light mistag per
-epoch, a progress bar with ETA and jets/s, the learning rate, and a Stop button that ends training after the
-current batch (the trainer keeps its last checkpoint valid). In text mode (CLI, papermill, plain Python) it
-prints a line every ``text_every`` seconds and one per epoch.
+epoch, a progress bar with the training rate (jets/s), the validation time per epoch and an ETA, a
+"compiling" state while the model is traced, the learning rate, and a Stop button that ends training after
+the current batch, also while ``trainer.fit()`` blocks the cell (widget events are delivered between
+batches). In text mode (CLI, plain Python) it prints a line every ``text_every`` seconds and one per epoch.
+Epochs are counted from 1 everywhere, as in ``history.csv``.
 
 Cost is kept small on purpose: per batch it only counts; the widgets (and the plots, drawn as inline SVG so no
 plotting library runs in the loop) are refreshed at most every ``update_every`` seconds. ``overhead_s``
@@ -16,8 +18,10 @@ accumulates the time spent inside the callback, so its cost can be reported (ben
 
 from __future__ import annotations
 
+import collections
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -34,13 +38,24 @@ class TrainingDashboard(keras.callbacks.Callback):
     Parameters: ``epochs`` and ``steps_per_epoch`` (for progress and ETA), ``batch_size`` (for jets/s);
     ``mode`` "auto" (widgets inside a Jupyter kernel, text otherwise), "widget" or "text"; ``update_every``
     minimum seconds between widget refreshes; ``text_every`` seconds between text progress lines;
-    ``loss_every`` batches per point of the running-loss curve; ``on_stop`` called when Stop is pressed (by
-    default the callback stops the model itself); ``log`` optional callable receiving each progress line
-    (epoch lines only go to the output: the trainer logs epochs in full);
-    ``history`` rows of epochs already done (a resumed run) to draw; ``headline`` the validation metric shown
-    per epoch, as (key in the epoch logs, label), e.g. ``("val_beff_at_mistag_0.01", "b-eff @ 1% mistag")``;
-    ``display`` show the widget when training begins (widget mode; default: when inside a Jupyter kernel);
-    ``stream`` where text lines go (default stdout).
+    ``loss_every`` batches per point of the running-loss curve (fewer for short epochs, so that every epoch
+    gives a few points); ``on_stop`` called when Stop is pressed (training also stops after the current
+    batch); ``log`` optional callable receiving each progress line (epoch lines only go to the output: the
+    trainer logs epochs in full); ``history`` rows of epochs already done (a resumed run; 1-based ``epoch``)
+    to draw; ``headline`` the validation metric shown per epoch, as (key in the epoch logs, label), e.g.
+    ``("val_beff_at_mistag_0.01", "b-eff @ 1% mistag")``; ``display`` show the widget when training begins
+    (widget mode; default: when inside a Jupyter kernel); ``stream`` where text lines go (default stdout).
+
+    Epochs are counted from 1 in everything shown (and in ``epoch_rows``), as in ``history.csv``.
+
+    Timing: the rate (jets/s) and the ETA come from a moving average of the last ``rate_window`` training
+    steps; the first step after each compilation (the start of every ``fit`` call: tracing the model) is left
+    out and shown as "compiling". Validation and checkpointing, measured per epoch, are shown apart and
+    added to the ETA once per remaining epoch.
+
+    In a notebook the callback also delivers the front end's widget events between batches
+    (:mod:`deepjet_nb._uipoll`), so Stop works while ``fit()`` blocks the cell. Call :meth:`finish` when
+    training is over (the trainer does): the Stop button is then disabled and says how training ended.
 
     Raises :class:`ArgumentError` for an unknown mode or non-positive sizes.
     """
@@ -49,46 +64,92 @@ class TrainingDashboard(keras.callbacks.Callback):
                  update_every: float = 1.0, text_every: float = 30.0, loss_every: int = 10,
                  on_stop: Callable[[], None] | None = None, log: Callable[[str], None] | None = None,
                  history: list[dict] | None = None, headline: tuple[str, str] | None = None,
-                 display: bool | None = None, stream=None):
+                 display: bool | None = None, stream=None, rate_window: int = 50):
         super().__init__()
         if mode not in ("auto", "widget", "text"):
             raise ArgumentError(f"dashboard mode must be 'auto', 'widget' or 'text', got {mode!r}")
-        if epochs < 1 or steps_per_epoch < 1 or batch_size < 1 or loss_every < 1:
-            raise ArgumentError("epochs, steps_per_epoch, batch_size and loss_every must be >= 1")
+        if epochs < 1 or steps_per_epoch < 1 or batch_size < 1 or loss_every < 1 or rate_window < 1:
+            raise ArgumentError("epochs, steps_per_epoch, batch_size, loss_every and rate_window must be >= 1")
         self.epochs, self.steps_per_epoch, self.batch_size = epochs, steps_per_epoch, batch_size
         self.mode = ("widget" if _in_kernel() else "text") if mode == "auto" else mode
-        self.update_every, self.text_every, self.loss_every = update_every, text_every, loss_every
+        self.update_every, self.text_every = update_every, text_every
+        self.loss_every = min(loss_every, max(1, steps_per_epoch // 3))
         self._on_stop, self._log, self._stream = on_stop, log, stream
         self.headline_key, self.headline_label = headline or (None, "")
         self._display = _in_kernel() if display is None else display
         self.stop_requested = False
+        self.finished: str | None = None
         self.overhead_s = 0.0
-        # Curves: running loss (global step, loss) and per-epoch rows.
+        # Curves: running loss (global step, loss) and per-epoch rows (1-based "epoch").
         self.batch_loss: list[tuple[int, float]] = []
         self.epoch_rows: list[dict] = [dict(r) for r in (history or [])]
-        self.epoch = self.epoch_rows[-1]["epoch"] + 1 if self.epoch_rows else 0
+        self.epoch = self.epoch_rows[-1]["epoch"] if self.epoch_rows else 0  # 0-based index of the running one
         self.step = 0
         self.lr = math.nan
-        self.jets_per_s = math.nan
-        self.eta_s = math.nan
-        self._last_refresh = self._last_text = self._rate_t = 0.0
-        self._rate_step = 0
+        # Timing: training step durations (moving window), validation + checkpoint seconds per epoch.
+        self.phase = "waiting"  # waiting, compiling, training, validating, or how training ended
+        self._step_times: collections.deque[float] = collections.deque(maxlen=rate_window)
+        self._epoch_end_times: list[float] = []
+        self._last_batch_end = math.nan
+        self._epochs_done = self.epoch
+        self._last_refresh = self._last_text = 0.0
         self._prev_mean = (0, 0.0)  # (batches, mean loss) at the previous running-loss point
         self._shown = False
+        self._events = None
         self.widget = self._build_widgets() if self.mode == "widget" else None
+
+    # -- numbers shown -------------------------------------------------------------------------------------
+
+    @property
+    def step_s(self) -> float:
+        """Mean duration of the recent training steps (seconds; NaN before the first one after compiling)."""
+        return sum(self._step_times) / len(self._step_times) if self._step_times else math.nan
+
+    @property
+    def jets_per_s(self) -> float:
+        """Training rate (validation and checkpoint time excluded)."""
+        return self.batch_size / self.step_s if self._step_times else math.nan
+
+    @property
+    def epoch_end_s(self) -> float:
+        """Mean validation + checkpoint time per epoch (0 before the first epoch ended)."""
+        return sum(self._epoch_end_times) / len(self._epoch_end_times) if self._epoch_end_times else 0.0
+
+    @property
+    def eta_s(self) -> float:
+        """Seconds left: remaining steps at the moving-average step time, plus validation per remaining epoch."""
+        if not self._step_times:
+            return math.nan
+        remaining = max(self.epochs * self.steps_per_epoch - self._global_step(), 0)
+        return remaining * self.step_s + max(self.epochs - self._epochs_done, 0) * self.epoch_end_s
 
     # -- user actions ------------------------------------------------------------------------------------
 
     def request_stop(self, *_):
         """Stop after the current batch (what the Stop button does)."""
+        if self.finished:
+            return
         self.stop_requested = True
         if self.widget is not None:
             self._stop_button.disabled = True
             self._stop_button.description = "Stopping…"
         if self._on_stop is not None:
             self._on_stop()
+        if self.model is not None:
+            self.model.stop_training = True
 
-    # -- Keras hooks -------------------------------------------------------------------------------------
+    def finish(self, reason: str | None = None):
+        """Training is over (``reason``: None for all epochs done, "stopped", "early stopping",
+        "interrupted", "failed"): stop delivering events, disable Stop and say how it ended."""
+        self._stop_events()
+        self.finished = reason or "finished"
+        self.phase = self.finished
+        if self.widget is not None:
+            self._stop_button.disabled = True
+            self._stop_button.icon = ""
+            self._stop_button.button_style = ""
+            self._stop_button.description = self.finished.capitalize()
+            self._update_widgets()
 
     def show(self):
         """Display the widget (once) in the current notebook cell; nothing in text mode."""
@@ -98,11 +159,20 @@ class TrainingDashboard(keras.callbacks.Callback):
             display(self.widget)
         self._shown = True
 
+    # -- Keras hooks -------------------------------------------------------------------------------------
+
     def on_train_begin(self, logs=None):
         t0 = time.perf_counter()
-        self._rate_t, self._rate_step = t0, self._global_step()
         if self._display:
             self.show()
+        if self.widget is not None and self._events is None:
+            from ._uipoll import UiEvents
+
+            self._events = UiEvents().__enter__()
+        # Every fit() call traces the model on its first step (again after the recipe's recompilation).
+        self.phase = "compiling"
+        self._last_batch_end = math.nan
+        self._refresh(t0, force=True)
         self.overhead_s += time.perf_counter() - t0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -110,32 +180,59 @@ class TrainingDashboard(keras.callbacks.Callback):
         self.epoch, self.step = epoch, 0
         self._prev_mean = (0, 0.0)
         self.lr = _lr(self.model)
+        if self.phase != "compiling":
+            self.phase = "training"
+            self._last_batch_end = t0
         self._refresh(t0, force=True)
         self.overhead_s += time.perf_counter() - t0
 
     def on_train_batch_end(self, batch, logs=None):
         t0 = time.perf_counter()
         self.step = batch + 1
-        if self.stop_requested and self._on_stop is None:
-            self.model.stop_training = True
+        if self.phase == "compiling":
+            self.phase = "training"
+        elif math.isfinite(self._last_batch_end):
+            self._step_times.append(t0 - self._last_batch_end)
         if self.step % self.loss_every == 0 and logs and "loss" in logs:
             self._add_loss_point(float(logs["loss"]))
-        if t0 - self._last_refresh >= self.update_every or (
+        if self._events is not None:
+            self._events.poll()  # may press Stop
+        if self.stop_requested:
+            self.model.stop_training = True
+        last = self.step >= self.steps_per_epoch
+        if last:
+            self.phase = "validating"
+        if last or t0 - self._last_refresh >= self.update_every or (
                 self.mode == "text" and t0 - self._last_text >= self.text_every):
-            self._refresh(t0)
-        self.overhead_s += time.perf_counter() - t0
+            self._refresh(t0, force=last)
+        self._last_batch_end = time.perf_counter()
+        self.overhead_s += self._last_batch_end - t0
 
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.perf_counter()
+        if math.isfinite(self._last_batch_end) and self.step >= self.steps_per_epoch:
+            # Callbacks before this one (the trainer's) validated and wrote the checkpoint since the last batch.
+            self._epoch_end_times.append(t0 - self._last_batch_end)
+        self._epochs_done = epoch + 1
         if logs:  # an epoch cut short by Stop arrives with empty logs and is not drawn
-            self.epoch_rows.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
+            self.epoch_rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
             self._emit(self._epoch_line(self.epoch_rows[-1]), epoch_line=True)
+        if self.phase == "validating":
+            self.phase = "training"
         self._refresh(t0, force=True)
+        self._last_batch_end = math.nan
         self.overhead_s += time.perf_counter() - t0
 
     def on_train_end(self, logs=None):
-        if self.widget is not None and self.stop_requested:
-            self._stop_button.description = "Stopped"
+        self._stop_events()
+        if self.phase in ("training", "validating", "compiling"):
+            self.phase = "waiting"
+        self._refresh(time.perf_counter(), force=True)
+
+    def _stop_events(self):
+        if self._events is not None:
+            events, self._events = self._events, None
+            events.__exit__(None, None, None)
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -151,13 +248,6 @@ class TrainingDashboard(keras.callbacks.Callback):
         self.batch_loss.append((self._global_step(), window))
 
     def _refresh(self, now: float, force: bool = False):
-        steps = self._global_step() - self._rate_step
-        if now > self._rate_t and steps > 0:
-            rate = steps / (now - self._rate_t)
-            self.jets_per_s = rate * self.batch_size
-            remaining = self.epochs * self.steps_per_epoch - self._global_step()
-            self.eta_s = max(remaining, 0) / rate
-            self._rate_t, self._rate_step = now, self._global_step()
         self._last_refresh = now
         if self.widget is not None:
             self._update_widgets()
@@ -169,13 +259,23 @@ class TrainingDashboard(keras.callbacks.Callback):
 
     # -- text ----------------------------------------------------------------------------------------------
 
+    def _rate_text(self) -> str:
+        if self.phase == "compiling":
+            return "compiling the model (the first step traces it)…"
+        text = f"{_num(self.jets_per_s, '.0f')} jets/s · ETA {_duration(self.eta_s)}"
+        if self._epoch_end_times:
+            text += f" · validation + checkpoint {self.epoch_end_s:.1f} s/epoch"
+        if self.phase == "validating":
+            text += " · validating…"
+        return text
+
     def _progress_line(self) -> str:
         loss = f" loss {self.batch_loss[-1][1]:.4f}" if self.batch_loss else ""
         return (f"epoch {self.epoch + 1}/{self.epochs} step {self.step}/{self.steps_per_epoch}{loss} "
-                f"{_num(self.jets_per_s, '.0f')} jets/s ETA {_duration(self.eta_s)}")
+                f"{self._rate_text().replace(' · ', ' ')}")
 
     def _epoch_line(self, row: dict) -> str:
-        parts = [f"epoch {row['epoch'] + 1}/{self.epochs}"]
+        parts = [f"epoch {row['epoch']}/{self.epochs}"]
         for key, label in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"),
                            ("val_accuracy", "val_acc"), (self.headline_key, self.headline_label)):
             if key in row:
@@ -184,8 +284,12 @@ class TrainingDashboard(keras.callbacks.Callback):
         return " ".join(parts)
 
     def _emit(self, line: str, *, epoch_line: bool = False):
-        # Widget mode prints the epoch lines too: widget state is not saved with a notebook, text is.
-        if self.mode == "text" or epoch_line:
+        if epoch_line and self.widget is not None and threading.current_thread() is not threading.main_thread():
+            # trainer.start(): a print from this thread would land under whichever cell ran last; the
+            # dashboard's own output area keeps every line where it belongs.
+            self._lines.append_stdout(line + "\n")
+        elif self.mode == "text" or epoch_line:
+            # Widget mode prints epoch lines under the cell too: widget state is not saved with a notebook.
             print(line, file=self._stream or sys.stdout, flush=True)
         if self._log is not None and not epoch_line:
             self._log(line)
@@ -202,6 +306,7 @@ class TrainingDashboard(keras.callbacks.Callback):
         self._headline_value = w.HTML()
         self._loss_plot = w.HTML()
         self._headline_plot = w.HTML()
+        self._lines = w.Output()
         self._stop_button = w.Button(description="Stop", button_style="danger", icon="stop",
                                      tooltip="end training after the current batch (the last checkpoint stays)")
         self._stop_button.on_click(self.request_stop)
@@ -209,33 +314,42 @@ class TrainingDashboard(keras.callbacks.Callback):
         return w.VBox([
             self._title,
             w.HBox([self._progress, self._stop_button]),
-            w.HBox([self._status, self._lr_label, self._headline_value]),
+            self._status,
+            w.HBox([self._lr_label, self._headline_value]),
             w.HBox([self._loss_plot, self._headline_plot]),
+            self._lines,
         ])
 
     def _update_widgets(self):
         self._progress.value = min(self._global_step(), self._progress.max)
-        self._status.value = (f"epoch {self.epoch + 1}/{self.epochs} · step {self.step}/{self.steps_per_epoch} · "
-                              f"{_num(self.jets_per_s, '.0f')} jets/s · ETA {_duration(self.eta_s)}&nbsp;&nbsp;")
-        self._lr_label.value = f"lr {self.lr:.2g}&nbsp;&nbsp;"
+        where = f"epoch {min(self.epoch + 1, self.epochs)}/{self.epochs} · step {self.step}/{self.steps_per_epoch}"
+        if self.finished:
+            done = len(self.epoch_rows)
+            self._status.value = f"{where} · <b>{self.finished}</b>: {done}/{self.epochs} epochs recorded"
+        else:
+            colour = "#b35900" if self.phase == "compiling" else "inherit"
+            self._status.value = f'{where} · <span style="color:{colour}">{self._rate_text()}</span>'
+        self._lr_label.value = f"lr {self.lr:.2g}&nbsp;&nbsp;·&nbsp;&nbsp;"
         value = self.epoch_rows[-1].get(self.headline_key, math.nan) if self.epoch_rows else math.nan
         self._headline_value.value = f"{self.headline_label}: {_num(value, '.3f')}" if self.headline_key else ""
-        per_epoch = lambda key: [((r["epoch"] + 1) * self.steps_per_epoch, r[key])  # noqa: E731
+        per_epoch = lambda key: [(r["epoch"] * self.steps_per_epoch, r[key])  # noqa: E731
                                  for r in self.epoch_rows if key in r]
         self._loss_plot.value = svg_lines(
             {"train (running)": self.batch_loss, "train": per_epoch("loss"), "validation": per_epoch("val_loss")},
             title="loss", xlabel="batches")
         if self.headline_key:
             self._headline_plot.value = svg_lines({self.headline_label: per_epoch(self.headline_key)},
-                                              title="validation", xlabel="batches")
+                                                  title="validation", xlabel="batches",
+                                                  colours={self.headline_label: _COLOURS[3]})
 
 
 _COLOURS = ("#9ecae1", "#08519c", "#e6550d", "#31a354")
 
 
 def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", xlabel: str = "",
-              width: int = 360, height: int = 220) -> str:
-    """A small line chart as an inline SVG string: ``series`` maps a label to (x, y) points.
+              width: int = 360, height: int = 220, colours: dict[str, str] | None = None) -> str:
+    """A small line chart as an inline SVG string: ``series`` maps a label to (x, y) points; ``colours``
+    optionally fixes a label's colour (others take the palette in order).
 
     Non-finite points are skipped. Cheap enough to redraw every second (no plotting library involved).
     """
@@ -248,7 +362,10 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", 
     if allp:
         x0, x1 = min(p[0] for p in allp), max(p[0] for p in allp)
         y0, y1 = min(p[1] for p in allp), max(p[1] for p in allp)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + abs(y0) * 0.1 + 1e-3)
+        if y1 <= y0:  # a flat series: centre it in a small range rather than draw it on the frame
+            pad = abs(y0) * 0.05 + 1e-3
+            y0, y1 = y0 - pad, y1 + pad
+        x1 = x1 if x1 > x0 else x0 + 1
         sx = lambda x: pad_l + (x - x0) / (x1 - x0) * (width - pad_l - pad_r)  # noqa: E731
         sy = lambda y: height - pad_b - (y - y0) / (y1 - y0) * (height - pad_t - pad_b)  # noqa: E731
         out.append(f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" '
@@ -258,13 +375,14 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", 
         out.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">{xlabel} ({x0:.0f}–{x1:.0f})'
                    f'</text>')
         for i, (label, v) in enumerate(pts.items()):
-            colour = _COLOURS[i % len(_COLOURS)]
+            colour = (colours or {}).get(label) or _COLOURS[i % len(_COLOURS)]
             if len(v) > 1:
                 path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in v)
                 out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
             for x, y in v[-1:] if len(v) > 1 else v:
                 out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
-            out.append(f'<text x="{pad_l + 6}" y="{pad_t + 14 + 13 * i}" fill="{colour}">{label}</text>')
+            if v:  # a series without points yet gets no legend entry
+                out.append(f'<text x="{pad_l + 6}" y="{pad_t + 14 + 13 * i}" fill="{colour}">{label}</text>')
     else:
         out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#999">waiting…</text>')
     out.append("</svg>")

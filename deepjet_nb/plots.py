@@ -31,7 +31,7 @@ from .errors import ArgumentError
 from .flavours import FLAVOUR_CODES
 
 __all__ = ["RocPlot", "HistogramPlot", "EfficiencyPlot", "ReweightingPlot", "HistoryPlot", "FLAVOUR_LABELS",
-           "BACKGROUND_LINESTYLES"]
+           "BACKGROUND_LINESTYLES", "tagger_colours"]
 
 FLAVOUR_LABELS = {"b": "b jets", "c": "c jets", "udsg": "udsg jets"}
 # CMS ROC convention: light (udsg) background solid, c dashed; b (for c tagging) dotted.
@@ -92,14 +92,16 @@ class RocPlot(_Plot):
     """ROC curves of several taggers against one or two backgrounds, with ratio panels.
 
     ``signal``: ``"b"`` or ``"c"``; ``reference``: name of the tagger in the denominators of the ratio
-    panels (default: the first tagger added); ``eff_range``: x range, also the range of the ratio grid.
+    panels (default: the first tagger added); ``eff_range``: x range, also the range of the ratio grid;
+    ``colours``: tagger → colour (others take the style's colours in the order added, see :func:`tagger_colours`).
     Add curves (:class:`deepjet_nb.evaluate.RocCurve`) with :meth:`add`; optionally :meth:`mark` working
     points; :meth:`draw`. After drawing, ``ratios[(tagger, background)] = (eff_grid, mistag / mistag_ref)``.
     """
 
     def __init__(self, signal: str = "b", *, reference: str | None = None,
                  eff_range: tuple[float, float] = (0.3, 1.0), mistag_range: tuple[float, float] = (1e-4, 1.0),
-                 n_ratio_points: int = 100, title: str | None = None, ratio_panels: bool = True):
+                 n_ratio_points: int = 100, title: str | None = None, ratio_panels: bool = True,
+                 colours: dict[str, str] | None = None):
         if signal not in FLAVOUR_LABELS:
             raise ArgumentError(f"RocPlot: signal must be one of {list(FLAVOUR_LABELS)}, got {signal!r}")
         self.signal = signal
@@ -109,6 +111,7 @@ class RocPlot(_Plot):
         self.n_ratio_points = n_ratio_points
         self.title = title
         self.ratio_panels = ratio_panels
+        self.colours = dict(colours or {})
         self.curves = []
         self.markers = []
         self.ratios = {}
@@ -152,8 +155,7 @@ class RocPlot(_Plot):
                                      squeeze=False)
             axes = axes[:, 0]
             ax = axes[0]
-            colours = _colour_cycle(plt, len(taggers))
-            colour_of = dict(zip(taggers, colours))
+            colour_of = {**tagger_colours(taggers), **self.colours}
             by_key = {}
             for curve, label in self.curves:
                 by_key[(label, curve.background)] = curve
@@ -312,7 +314,7 @@ class EfficiencyPlot(_Plot):
                             marker="o", linestyle="none", color=color, label=label)
             if self.logy:
                 ax.set_yscale("log")
-                ax.set_ylim(1e-4, 3)
+                ax.set_ylim(1e-4, 30)  # room above 1 for the legend: it must not cover the b-jet points
             else:
                 ax.set_ylim(0, 1.2)
             if self.variable == "jet_pt":
@@ -386,7 +388,7 @@ class HistoryPlot(_Plot):
     """A training run per epoch: training and validation loss (left), a validation ``metric`` (right).
 
     ``rows`` are history rows (:meth:`deepjet_nb.run.Run.history`: dicts with ``epoch``, ``loss``,
-    ``val_loss``, ...); epochs are drawn 1-based, as people count them. After :meth:`draw`,
+    ``val_loss``, ...; epochs counted from 1, as in ``history.csv``). After :meth:`draw`,
     ``series[key] = (epochs, values)`` for every curve drawn.
     """
 
@@ -402,10 +404,13 @@ class HistoryPlot(_Plot):
 
     @classmethod
     def from_run(cls, run_dir, **kwargs) -> HistoryPlot:
-        """The history of the run directory ``run_dir``."""
-        from .run import read_history
+        """The history of the run directory ``run_dir``; the title names its model and directory."""
+        from .run import Run, read_history
 
-        return cls(read_history(run_dir), title=kwargs.pop("title", Path(run_dir).name), **kwargs)
+        rows = read_history(run_dir)
+        path = Path(run_dir)
+        model = Run(path).train_config().get("model", "") if "title" not in kwargs else ""
+        return cls(rows, title=kwargs.pop("title", f"{model} · {path.parent.name}/{path.name}"), **kwargs)
 
     def draw(self):
         self.close()
@@ -436,8 +441,7 @@ class HistoryPlot(_Plot):
 
     @staticmethod
     def _epoch(row) -> int:
-        # history.csv of this version numbers epochs from 1 (column "epoch"); older files from 0
-        return int(row["epoch"])
+        return int(row["epoch"])  # counted from 1, as Run.history() gives them
 
 
 def experiment_label(ax) -> None:
@@ -507,6 +511,10 @@ def _mplhep():
     return mplhep
 
 
-def _colour_cycle(plt, n):
-    colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3"])
-    return [colours[i % len(colours)] for i in range(n)]
+def tagger_colours(names: Sequence[str]) -> dict[str, str]:
+    """A colour per tagger name from the CMS style's colour cycle, in the order given: pass the full list of
+    taggers once, so a tagger keeps its colour when others are left out of a plot."""
+    cycle = _mplhep().style.CMS.get("axes.prop_cycle")
+    colours = cycle.by_key().get("color") if cycle is not None else None
+    colours = colours or [f"C{i}" for i in range(10)]
+    return {name: colours[i % len(colours)] for i, name in enumerate(names)}

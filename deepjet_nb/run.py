@@ -6,7 +6,7 @@
     RUN/manifest.json           copy of the dataset manifest (classes, inputs, normalisation)
     RUN/train_config.json       the training configuration; its presence marks the directory as a run
     RUN/split.json              the train/validation split (jets per source and class)
-    RUN/history.csv             one row per finished epoch
+    RUN/history.csv             one row per finished epoch (column "epoch" counts from 1)
     RUN/checkpoints/last.keras  after every epoch, with the run state inside (atomic)
     RUN/checkpoints/best.keras  best validation loss so far
     RUN/model.keras             the final model
@@ -53,7 +53,7 @@ LOG = "logs/train.log"
 MODEL_FILES = {"final": MODEL, "best": f"{CHECKPOINTS}/best.keras", "last": f"{CHECKPOINTS}/last.keras"}
 
 STATE_MEMBER = "deepjet_nb_state.json"  # run state stored inside each checkpoint (a .keras file is a zip)
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: epochs counted from 1 ("epoch" = finished epochs); 1 counted from 0
 
 
 class Run(ManifestView):
@@ -132,12 +132,14 @@ class Run(ManifestView):
         write_text_atomic(self.file(HISTORY), buffer.getvalue())
 
     def history(self) -> list[dict]:
-        """Rows of ``history.csv`` as dicts of floats (``epoch`` as int); [] before the first epoch."""
+        """Rows of ``history.csv`` as dicts of floats (``epoch`` as int, counted from 1); [] before the first
+        epoch. Files of older versions, which counted from 0, are read with their epochs shifted by one."""
         path = self.file(HISTORY)
         if not path.is_file():
             return []
         with open(path, newline="") as f:
-            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+            rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        return _one_based(rows)
 
     def log(self, message: str) -> None:
         """Append a time-stamped line to ``logs/train.log``."""
@@ -258,7 +260,17 @@ def load_checkpoint(path: str | os.PathLike):
     except (OSError, KeyError, zipfile.BadZipFile, ValueError) as err:
         raise RunError(f"{path}: not a readable deepjet-nb checkpoint ({err})") from None
     state["best_val_loss"] = float(state["best_val_loss"])
+    if state.get("version", 1) < 2:  # epochs counted from 0: "epoch" was the last finished one's index
+        state.update(version=STATE_VERSION, epoch=state["epoch"] + 1, best_epoch=state["best_epoch"] + 1,
+                     history=_one_based(state["history"]))
     return model, state
+
+
+def _one_based(rows: list[dict]) -> list[dict]:
+    """History rows with epochs counted from 1 (rows written by versions that counted from 0 are shifted)."""
+    if rows and rows[0].get("epoch") == 0:
+        return [{**row, "epoch": row["epoch"] + 1} for row in rows]
+    return rows
 
 
 @contextlib.contextmanager

@@ -3,17 +3,24 @@
 A run directory (docs/formats.md §3) holds copies of the data config and manifest, the training config, one
 ``history.csv`` row per finished epoch, the last and best checkpoints (written atomically after each epoch),
 the final model and a text log. ``resume=True`` continues from the last checkpoint after a crash, a SIGKILL or
-a Stop: the checkpoint carries the run state (finished epoch, history, best loss, learning rate, early-stopping
+a Stop: the checkpoint carries the run state (finished epochs, history, best loss, learning rate, early-stopping
 counters) inside the ``.keras`` file itself, so model and state can never disagree, and the input pipeline
 shuffles each epoch from ``(seed, epoch)``, so a resumed epoch sees the data an uninterrupted run would.
+Epochs are counted from 1 in everything a person reads (``history.csv``, the log, the dashboard, plots).
+
+Stop (the dashboard's button, or :meth:`Trainer.stop`) ends training after the current batch, also while
+``fit()`` blocks a notebook cell; so does a kernel interrupt, which then re-raises KeyboardInterrupt. A
+checkpoint is only ever written at the end of an epoch: after a Stop mid-epoch the last finished epoch's
+checkpoint stays the valid one, ``model.keras`` becomes a copy of it, and a resume repeats the cut epoch.
 
 Recipes (docs/reference.md §4): DeepCSV Adam lr 3e-3; DeepJet 1 epoch at lr 1e-3, then the input batch norms are
 frozen and training goes on at lr 1e-4 (with a fresh optimizer, as the CMS recipe recompiles the model).
 On top: learning rate halved when the validation loss stalls (``lr_patience`` epochs), early stopping after
-``patience`` epochs without improvement. Validation is split by files (whole shards), seeded.
+``patience`` epochs without improvement. Validation is a seeded share of the jets of every input file
+(``deepjet_nb.pipeline.split_jets``), recorded in the run's ``split.json``.
 
 Metrics: weighted sparse categorical cross-entropy and accuracy (argmax of the softmax), and on the
-validation shards each epoch the b vs udsg AUC and b-jet efficiency at 1 % light mistag of the b
+validation jets each epoch the b vs udsg AUC and b-jet efficiency at 1 % light mistag of the b
 discriminant P(B)+P(BB)+P(LeptB) (jets unweighted, as in evaluation).
 
 Typical use::
@@ -21,7 +28,7 @@ Typical use::
     from deepjet_nb.train import Trainer
     trainer = Trainer("deepjet", data="data/deepjet", out="runs/deepjet", epochs=5)
     trainer.fit()          # blocks; live dashboard in a notebook, text lines elsewhere
-    trainer.start()        # or: train in a background thread, so the notebook (and the Stop button) stays live
+    trainer.start()        # or: train in a background thread, so the notebook stays free for other cells
 
 This module does not import TensorFlow at import time (the CLI registers it); Keras loads in :meth:`fit`.
 """
@@ -147,7 +154,7 @@ class Trainer:
             self.config = self._new_config(model, str(data), given)
         self.model = None
         self.history: list[dict] = []
-        self.stop_reason: str | None = None
+        self.stop_reason: str | None = None  # None (all epochs), "stopped", "early stopping", "interrupted"
         self.dashboard = None
         self._stop_requested = False
         self._thread: threading.Thread | None = None
@@ -189,15 +196,27 @@ class Trainer:
             _, label, weight = self._val.arrays()
             self._val_truth = label.astype(np.int64), weight.astype(np.float64)
         self._steps = train.steps_per_epoch
-        if self.dashboard is None:  # start() builds it in the caller's thread, where it must be displayed
+        if self.dashboard is None or self.dashboard.finished:  # start() builds it in the caller's thread
             self.dashboard = self._make_dashboard(train)
         callbacks = [_hooks_callback(self), *([self.dashboard] if self.dashboard else []), *(callbacks or [])]
-        for start, end, frozen in self._phases(state["epoch"] + 1):
-            if self.stop_reason:
-                break
-            self._enter_phase(frozen, state)
-            self.model.fit(train.as_tf_dataset(start_epoch=start), epochs=end, initial_epoch=start,
-                           steps_per_epoch=train.steps_per_epoch, callbacks=callbacks, shuffle=False, verbose=0)
+        try:
+            # Keras counts epochs from 0: the next one to train is the number already finished.
+            for start, end, frozen in self._phases(state["epoch"]):
+                if self.stop_reason or self._stop_requested:
+                    break
+                self._enter_phase(frozen, state)
+                self.model.fit(train.as_tf_dataset(start_epoch=start), epochs=end, initial_epoch=start,
+                               steps_per_epoch=train.steps_per_epoch, callbacks=callbacks, shuffle=False,
+                               verbose=0)
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupted"
+            self._log(f"interrupted during epoch {state['epoch'] + 1}; last checkpoint: epoch {state['epoch']}")
+            self._finish()
+            raise KeyboardInterrupt(f"training interrupted; {self.run_dir} keeps the {state['epoch']} finished "
+                                    f"epochs (resume='auto' continues)") from None
+        except BaseException:
+            self._end_dashboard("failed")
+            raise
         self._finish()
         self.resuming = True  # the directory now holds this run: a second fit() continues it
         return self.history
@@ -210,16 +229,19 @@ class Trainer:
         return len(self.run.history()) >= self.config.epochs or state.get("stopped") == "early stopping"
 
     def stop(self) -> None:
-        """Ask training to end after the current batch; the last checkpoint stays valid (resume repeats the
-        interrupted epoch)."""
+        """Ask training to end after the current batch; the last finished epoch's checkpoint stays valid
+        (resume repeats the interrupted epoch). Safe to call from a widget callback or another thread."""
         self._stop_requested = True
+        if self.model is not None:
+            self.model.stop_training = True
 
     def start(self, callbacks: list | None = None) -> threading.Thread:
-        """Run :meth:`fit` in a background thread (keeps a notebook responsive, e.g. for the Stop button).
+        """Run :meth:`fit` in a background thread, so the notebook can run other cells meanwhile (Stop works
+        with :meth:`fit` too). The epoch lines go into the dashboard's own output area.
 
         Returns the thread; :meth:`wait` joins it and re-raises an error of the training.
         """
-        if self.dashboard is None:
+        if self.dashboard is None or self.dashboard.finished:
             self.dashboard = self._make_dashboard(self._train_batches())
             if self.dashboard is not None:
                 self.dashboard.show()
@@ -307,13 +329,15 @@ class Trainer:
             self.run.write_history(self.history)
         else:
             self.model = build_model(self.config.model, self.dataset.manifest, **self.config.hyper)
-            state = {"version": STATE_VERSION, "epoch": -1, "history": [], "best_val_loss": math.inf,
-                     "best_epoch": -1, "wait": 0, "lr_wait": 0, "lr": self.config.lr, "stopped": None}
+            # "epoch": the last finished epoch, counted from 1 (0: none yet), as in history.csv.
+            state = {"version": STATE_VERSION, "epoch": 0, "history": [], "best_val_loss": math.inf,
+                     "best_epoch": 0, "wait": 0, "lr_wait": 0, "lr": self.config.lr, "stopped": None}
         self._state = state
         return state
 
     def _phases(self, first_epoch: int):
-        """(start, end, frozen) epoch ranges still to train; the recipe's freeze splits the run in two."""
+        """(start, end, frozen) epoch ranges still to train, in Keras's 0-based counting, from ``first_epoch``;
+        the recipe's freeze splits the run in two."""
         cfg = self.config
         cut = cfg.freeze_input_bn_after
         bounds = [(0, cfg.epochs, False)] if not cut or cut >= cfg.epochs else [(0, cut, False),
@@ -359,6 +383,7 @@ class Trainer:
 
     def _on_epoch_end(self, epoch: int, logs: dict):
         state, cfg = self._state, self.config
+        epoch += 1  # Keras counts from 0, people (and history.csv) from 1
         if self._steps_seen < self._steps:
             # Stopped mid-epoch: nothing of this epoch is recorded; the last checkpoint stays the valid one.
             self.stop_reason = "stopped"
@@ -391,17 +416,27 @@ class Trainer:
         self.run.save_checkpoint(self.model, "last", state)
         self.history = state["history"]
         self.run.write_history(self.history)
-        self._log("epoch " + " ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "epoch") + f" [{epoch}]")
+        self._log(f"epoch {epoch}/{cfg.epochs} " + " ".join(f"{k}={_fmt(v)}" for k, v in row.items()
+                                                             if k != "epoch"))
+        if self._stop_requested and not self.stop_reason:
+            self.stop_reason = "stopped"  # Stop pressed during the epoch's last batch: the epoch counts
+            self._log(f"stopped after epoch {epoch}")
         if self.stop_reason == "early stopping":
             self._log(f"early stopping: no improvement for {cfg.patience} epochs (best epoch {state['best_epoch']})")
 
     def _finish(self):
-        if self.stop_reason == "stopped" and self._state["epoch"] >= 0:
-            # The in-memory weights are mid-epoch; the final model is the last finished epoch's.
-            self.run.final_from_last()
-        elif self.stop_reason != "stopped":
+        if self.stop_reason in ("stopped", "interrupted"):
+            if self._state["epoch"] >= 1:
+                # The in-memory weights may be mid-epoch; the final model is the last finished epoch's.
+                self.run.final_from_last()
+        else:
             self.run.save_model(self.model)
         self._log(f"end: {len(self.history)} epochs recorded, stop reason: {self.stop_reason or 'finished'}")
+        self._end_dashboard(self.stop_reason)
+
+    def _end_dashboard(self, reason):
+        if self.dashboard is not None:
+            self.dashboard.finish(reason)
 
     # -- validation --------------------------------------------------------------------------------------
 
@@ -448,13 +483,13 @@ class Trainer:
         from .dashboard import TrainingDashboard
 
         key, label = HEADLINE
-        n_light = self._validation_light_jets()
+        n_light = self.validation_light_jets()
         return TrainingDashboard(epochs=self.config.epochs, steps_per_epoch=train.steps_per_epoch,
                                  batch_size=self.config.batch_size, mode=self.dashboard_mode,
                                  on_stop=self.stop, history=self.history, log=self._log,
                                  headline=(key, f"{label} ({n_light} light jets)"))
 
-    def _validation_light_jets(self) -> int:
+    def validation_light_jets(self) -> int:
         """How many light (udsg) jets validate: the 1 % mistag of the headline metric rests on 1 % of them."""
         flavours = {**CLASS_FLAVOURS, **(self.dataset.manifest.class_flavours or {})}
         classes = self.split_record()["validation"]["classes"]
@@ -514,7 +549,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, help="jets per batch (default: the model's recipe)")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the model's recipe)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--val-fraction", type=float, help="share of shards used for validation (default 0.2)")
+    p.add_argument("--val-fraction", type=float,
+                   help="share of each input file's jets used for validation, seeded (default 0.2)")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
     p.add_argument("--in-memory", action="store_true", default=None, help="load all shards into memory")
     p.set_defaults(func=_cli_train)

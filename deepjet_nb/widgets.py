@@ -3,7 +3,10 @@
 :class:`RocExplorer` compares taggers on the same jets: pick taggers, the signal (b or c) and background,
 a jet-pT window, and move a working-point slider (target mistag, log scale). A table shows, per tagger, the
 AUC, the cut that realises the working point and the efficiency and mistag it gives; the ROC plot marks the
-working point. Every displayed number is also in ``explorer.numbers`` so it can be tested without a browser.
+working point. Each tagger keeps its colour whatever else is selected. When the pT window leaves fewer than
+``MIN_BACKGROUND`` background jets, a warning says so: a mistag of 1 % then rests on a jet or two. Every
+displayed number is also in ``explorer.numbers`` (and the warning in ``explorer.warning``) so it can be
+tested without a browser.
 
 Example (in a notebook)::
 
@@ -25,6 +28,7 @@ from .errors import ArgumentError
 __all__ = ["RocExplorer"]
 
 _BACKGROUNDS = {"b": ("udsg", "c"), "c": ("udsg", "b")}
+MIN_BACKGROUND = 100  # fewer background jets than this in the window: the mistag is too coarse to trust
 
 
 class RocExplorer:
@@ -52,6 +56,10 @@ class RocExplorer:
         self._cache = {}
         self.numbers = {}
         self.task = None
+        self.warning = ""
+        from .plots import tagger_colours
+
+        self.colours = tagger_colours(list(self._taggers))  # by tagger, fixed: deselecting one recolours none
         pt_all = np.concatenate([t.jet_pt for t in taggers])
         lo, hi = math.floor(float(pt_all.min())), math.ceil(float(pt_all.max())) + 1
         names = list(self._taggers)
@@ -67,6 +75,7 @@ class RocExplorer:
                                        readout_format=".2e", continuous_update=False,
                                        layout=w.Layout(width="500px"))
         self.table = w.HTML()
+        self.notice = w.HTML()
         # The plot is a PNG in an Image widget rather than a figure in an Output widget: it renders the same
         # with any matplotlib backend, in a live kernel or headless (tests, papermill).
         self.plot = w.Image(format="png", layout=w.Layout(width="560px"))
@@ -75,7 +84,7 @@ class RocExplorer:
             control.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([
             w.HBox([self.taggers, w.VBox([self.signal, self.background])]),
-            self.pt_range, self.mistag, self.table, self.plot,
+            self.pt_range, self.mistag, self.notice, self.table, self.plot,
         ])
         self.update()
 
@@ -113,6 +122,9 @@ class RocExplorer:
             self.numbers[name] = {"auc": curve.auc, "cut": wp.cut, "efficiency": wp.efficiency,
                                   "mistag": wp.mistag, "n_signal": curve.n_signal,
                                   "n_background": curve.n_background}
+        self.warning = self._warning(window)
+        self.notice.value = (f'<div style="color:#9c4a00;font-weight:bold">&#9888; {html.escape(self.warning)}</div>'
+                             if self.warning else "")
         self.table.value = self._table_html(mistag, window)
         if self._draw_plot:
             self._draw(curves, mistag)
@@ -128,6 +140,14 @@ class RocExplorer:
                 self._cache[key] = None
         return self._cache[key]
 
+    def _warning(self, window) -> str:
+        counts = [n["n_background"] for n in self.numbers.values() if n is not None]
+        if not counts or min(counts) >= MIN_BACKGROUND:
+            return ""
+        n, bkg = min(counts), self.background.value
+        return (f"only {n} {bkg} jets in pT [{window[0]:.0f}, {window[1]:.0f}) GeV: a mistag below {1 / n:.1%} "
+                f"cannot be measured here and the working points rest on a handful of jets; widen the window")
+
     def _table_html(self, mistag, window):
         sig, bkg = self.signal.value, self.background.value
         head = (f"<b>{sig} vs {bkg}</b>, jet pT in [{window[0]:.0f}, {window[1]:.0f}) GeV, "
@@ -141,7 +161,8 @@ class RocExplorer:
                 rows.append(f"<tr><td>{html.escape(name)}</td><td>{n['auc']:.4f}</td><td>{n['cut']:.4g}</td>"
                             f"<td>{n['efficiency']:.4f}</td><td>{n['mistag']:.2e}</td>"
                             f"<td>{n['n_signal']} / {n['n_background']}</td></tr>")
-        return f"{head}<table>{''.join(rows)}</table>"
+        style = "<style>.deepjet-nb-roc td, .deepjet-nb-roc th {padding: 2px 10px; text-align: right}</style>"
+        return f"{style}{head}<table class='deepjet-nb-roc'>{''.join(rows)}</table>"
 
     def _draw(self, curves, mistag):
         from .plots import RocPlot
@@ -149,7 +170,7 @@ class RocExplorer:
         if not curves:
             self.plot.value = b""
             return
-        plot = RocPlot(self.signal.value, eff_range=(0.0, 1.0), ratio_panels=len(curves) > 1)
+        plot = RocPlot(self.signal.value, eff_range=(0.0, 1.0), ratio_panels=len(curves) > 1, colours=self.colours)
         for name, curve in curves.items():
             plot.add(curve)
             n = self.numbers[name]

@@ -1,6 +1,7 @@
 """Training dashboard: widget state, text lines, Stop button (headless), overhead bookkeeping."""
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def test_widget_state_follows_training():
     assert dash._progress.value == dash._progress.max == 12
     assert "epoch 2/2" in dash._status.value and "jets/s" in dash._status.value
     assert "lr 0.01" in dash._lr_label.value
-    assert [r["epoch"] for r in dash.epoch_rows] == [0, 1]
+    assert [r["epoch"] for r in dash.epoch_rows] == [1, 2]
     assert dash.epoch_rows[-1]["loss"] == pytest.approx(history.history["loss"][-1])
     assert len(dash.batch_loss) == 6 and "<polyline" in dash._loss_plot.value
     assert dash.overhead_s > 0
@@ -60,7 +61,7 @@ def test_stop_button_ends_training_after_the_batch_with_a_valid_checkpoint(synth
     import keras
 
     class ClickStop(keras.callbacks.Callback):
-        """Press Stop in the second epoch while its third batch runs (after batch 1 ended, as a user would)."""
+        """Press Stop in the second epoch, as its batch 1 ends (between two batches, as events arrive)."""
 
         def __init__(self, trainer):
             super().__init__()
@@ -80,16 +81,71 @@ def test_stop_button_ends_training_after_the_batch_with_a_valid_checkpoint(synth
     clicker = ClickStop(trainer)
     trainer.fit(callbacks=[clicker])
     dash = trainer.dashboard
-    # The batch running when Stop is pressed finishes; no other batch starts.
-    assert trainer.stop_reason == "stopped" and dash.stop_requested and clicker.batches_after_click == 1
+    # Pressed as batch 1 ended: no other batch starts.
+    assert trainer.stop_reason == "stopped" and dash.stop_requested and clicker.batches_after_click == 0
     assert dash._stop_button.disabled and dash._stop_button.description == "Stopped"
-    assert dash._progress.value == dash.steps_per_epoch + 3  # one epoch and three batches
+    assert dash._progress.value == dash.steps_per_epoch + 2  # one epoch and two batches
     assert "b-eff @ 1% mistag (" in dash._headline_value.value and "light jets): " in dash._headline_value.value
     # Only the finished epoch is recorded; the checkpoint is that epoch's and the final model is a copy of it.
-    assert [r["epoch"] for r in read_history(run)] == [0]
+    assert [r["epoch"] for r in read_history(run)] == [1]
     _, state = Run(run).load_checkpoint("last")
-    assert state["epoch"] == 0
+    assert state["epoch"] == 1
     assert (run / "model.keras").read_bytes() == (run / "checkpoints" / "last.keras").read_bytes()
     # A resume repeats the interrupted epoch and goes on to the end.
     Trainer("deepcsv", synthetic_deepcsv, run, resume=True, dashboard="off").fit()
-    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in read_history(run)] == [1, 2, 3, 4]
+
+
+def test_rate_and_eta_leave_out_compilation_and_short_epochs_still_draw_the_running_loss():
+    from deepjet_nb.dashboard import TrainingDashboard
+
+    dash = TrainingDashboard(epochs=3, steps_per_epoch=4, batch_size=8, mode="widget", update_every=0,
+                             display=False, stream=io.StringIO())
+    seen = []
+
+    import keras
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append((dash.phase, len(dash._step_times)))
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, (x[:, 0] > 0).astype("int32"), batch_size=8, epochs=3, callbacks=[dash, Watch()], verbose=0)
+    assert seen[0] == ("compiling", 0)  # the first step traces the model: shown, and not timed
+    assert len(dash._step_times) == 3 * 4 - 1  # every later step is timed
+    assert len(dash._epoch_end_times) == 3 and math.isfinite(dash.eta_s) and dash.eta_s == 0.0
+    assert dash.jets_per_s == pytest.approx(8 / (sum(dash._step_times) / len(dash._step_times)))
+    # Epochs of 4 steps still give running-loss points (one per step here).
+    assert dash.loss_every == 1 and len(dash.batch_loss) == 12
+    assert "train (running)" in dash._loss_plot.value and dash._loss_plot.value.count("<polyline") == 2
+    assert "validation" not in dash._loss_plot.value  # no validation data here: no empty legend entry
+    dash.finish()
+    assert dash._stop_button.disabled and dash._stop_button.description == "Finished"
+    dash.request_stop()  # a click after the end changes nothing
+    assert not dash.stop_requested and dash._stop_button.description == "Finished"
+
+
+def test_eta_counts_remaining_steps_and_validation_per_remaining_epoch():
+    from deepjet_nb.dashboard import TrainingDashboard
+
+    dash = TrainingDashboard(epochs=4, steps_per_epoch=10, batch_size=100, mode="text", stream=io.StringIO())
+    dash.epoch, dash.step, dash._epochs_done = 1, 5, 1
+    dash._step_times.extend([0.2] * 5)
+    dash._epoch_end_times.append(3.0)
+    # 40 - 15 = 25 steps of 0.2 s, and the validation of epochs 2, 3, 4 at 3 s each.
+    assert dash.eta_s == pytest.approx(25 * 0.2 + 3 * 3.0)
+    assert dash.jets_per_s == pytest.approx(500)
+    dash.phase = "compiling"
+    assert "compiling" in dash._progress_line()
+
+
+def test_start_puts_every_epoch_line_in_the_dashboards_own_output_area(synthetic_deepcsv, tmp_path, capsys):
+    trainer = Trainer("deepcsv", synthetic_deepcsv, tmp_path / "run", epochs=3, batch_size=32, dashboard="widget")
+    trainer.start()
+    history = trainer.wait()
+    lines = "".join(o["text"] for o in trainer.dashboard._lines.outputs)
+    assert [line.split()[1] for line in lines.splitlines()] == ["1/3", "2/3", "3/3"] and len(history) == 3
+    assert "epoch 1/3 loss" not in capsys.readouterr().out  # not printed under whichever cell ran last
+    assert trainer.dashboard._stop_button.disabled and trainer.dashboard._stop_button.description == "Finished"

@@ -121,13 +121,13 @@ def test_run_directory_holds_configs_history_checkpoints_and_model(deepcsv_run, 
         assert split["validation"]["sources"][name] == round(0.2 * n)
     assert sum(split["validation"]["classes"].values()) == sum(split["validation"]["sources"].values())
     rows = read_history(run)
-    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc_b_vs_udsg", "val_beff_at_mistag_0.01",
                 "lr"):
         assert all(np.isfinite(r[key]) for r in rows), key
     assert 0.5 < rows[-1]["val_auc_b_vs_udsg"] <= 1.0  # the synthetic classes are separable
     _, state = Run(run).load_checkpoint("last")
-    assert state["epoch"] == 2 and [r["epoch"] for r in state["history"]] == [0, 1, 2]
+    assert state["epoch"] == 3 and [r["epoch"] for r in state["history"]] == [1, 2, 3]
     assert not list(run.rglob(".tmp-*"))  # nothing half-written left behind
 
 
@@ -152,7 +152,7 @@ def test_resume_extends_a_finished_run_without_repeating_epochs(deepcsv_run, syn
     run = tmp_path / "extended"
     shutil.copytree(deepcsv_run.run_dir, run)
     Trainer("deepcsv", synthetic_deepcsv, run, resume=True, epochs=4, dashboard="off").fit()
-    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in read_history(run)] == [1, 2, 3, 4]
 
 
 def test_deepjet_recipe_freezes_input_batchnorm_and_lowers_lr(synthetic_deepjet, tmp_path):
@@ -178,16 +178,16 @@ def test_resume_after_sigkill_records_every_epoch_once(synthetic_deepjet, tmp_pa
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    assert [r["epoch"] for r in read_history(run)] == [0]
+    assert [r["epoch"] for r in read_history(run)] == [1]
     resumed = _cli(*args, "--resume")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert [r["epoch"] for r in read_history(run)] == [0, 1, 2]
+    assert [r["epoch"] for r in read_history(run)] == [1, 2, 3]
     assert "3 epochs" in out
     log = (run / "logs" / "train.log").read_text()
-    assert "resumed from" in log and "after epoch 0" in log
+    assert "resumed from" in log and "after epoch 1" in log
     _, state_in_zip = Run(run).load_checkpoint("last")
-    assert state_in_zip["epoch"] == 2
+    assert state_in_zip["epoch"] == 3
 
 
 # -- bad input ----------------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_tutorial_04_trains_deepjet_with_the_recipe(deepjet_dataset, run_noteboo
     summary = nb.summary
     assert summary["epochs"] == 2 and summary["lr"] == [1e-3, 1e-4]
     assert len(summary["frozen_input_batchnorms"]) == 4 and 260_000 < summary["parameters"] < 272_000
-    assert [r["epoch"] for r in read_history(nb.out_dir / "run")] == [0, 1]
+    assert [r["epoch"] for r in read_history(nb.out_dir / "run")] == [1, 2]
 
 
 @pytest.mark.slow
@@ -256,7 +256,23 @@ def test_pipeline_notebook_writes_a_run_directory(deepcsv_dataset, run_notebook)
                       batch_size=256, out_dir="run", seed=3)
     run = nb.out_dir
     rows = read_history(run)
-    assert [r["epoch"] for r in rows] == [0, 1] and (run / "model.keras").is_file()
+    assert [r["epoch"] for r in rows] == [1, 2] and (run / "model.keras").is_file()
     assert json.loads((run / "train_config.json").read_text())["seed"] == 3
     assert nb.summary["epochs"] == 2 and nb.summary["stop_reason"] == "finished"
 
+
+
+def test_history_plot_draws_epochs_from_one_and_names_the_run(deepcsv_run):
+    from deepjet_nb.plots import HistoryPlot
+
+    plot = HistoryPlot.from_run(deepcsv_run.run_dir)
+    plot.draw()
+    assert list(plot.series["loss"][0]) == [1, 2, 3]
+    assert plot.title.startswith("deepcsv · ")
+    plot.close()
+
+
+def test_histories_written_from_epoch_zero_are_read_from_one(tmp_path):
+    run = Run(tmp_path)
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.5\n1,1.2\n")
+    assert [r["epoch"] for r in run.history()] == [1, 2]

@@ -83,3 +83,35 @@ def test_explorer_draws_its_plot_with_the_working_point(taggers):
 def test_explorer_refuses_duplicate_names(taggers):
     with pytest.raises(ArgumentError, match="unique"):
         RocExplorer([taggers[0], taggers[0]])
+
+
+def test_each_tagger_keeps_its_colour_when_others_are_deselected(taggers, monkeypatch):
+    from deepjet_nb import plots
+
+    drawn = []
+    real_draw = plots.RocPlot.draw
+
+    def spy(plot):
+        figure = real_draw(plot)
+        drawn.append({line.get_label(): line.get_color() for line in figure.axes[0].get_legend().get_lines()})
+        return figure
+
+    monkeypatch.setattr(plots.RocPlot, "draw", spy)
+    explorer = RocExplorer(taggers)
+    all_three = drawn[-1]
+    assert len(set(all_three[t] for t in ("deepjet", "deepcsv", "track_counting"))) == 3
+    explorer.taggers.value = ("deepcsv", "track_counting")
+    assert drawn[-1]["track_counting"] == all_three["track_counting"] == explorer.colours["track_counting"]
+    assert drawn[-1]["deepcsv"] == all_three["deepcsv"]
+
+
+def test_a_window_with_few_background_jets_is_flagged(taggers):
+    from deepjet_nb.widgets import MIN_BACKGROUND
+
+    explorer = RocExplorer(taggers, plot=False)
+    assert explorer.warning == "" and explorer.notice.value == ""
+    pt = np.sort(taggers[0].jet_pt[taggers[0].flavour == ev.FLAVOUR_CODES["udsg"]])
+    explorer.pt_range.value = (float(np.floor(pt[-40])), explorer.pt_range.max)  # the hardest ~40 light jets
+    n = explorer.numbers["deepjet"]["n_background"]
+    assert 0 < n < MIN_BACKGROUND
+    assert f"only {n} udsg jets" in explorer.warning and "only" in explorer.notice.value
