@@ -13,6 +13,7 @@ saying so. A failing test leaves a screenshot in ``runs/browser/``.
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -56,6 +57,9 @@ def _stderr_text(driver) -> str:
         ".map(e => e.innerText).join('\\n');")
 
 
+EPOCH = re.compile(r"epoch (\d+)/200")
+
+
 def _screenshot(driver, name):
     """With DEEPJET_NB_SCREENSHOTS set, keep a picture of this moment in runs/browser/ (to look at)."""
     if os.environ.get("DEEPJET_NB_SCREENSHOTS"):
@@ -73,15 +77,18 @@ def test_stop_ends_a_blocking_fit_in_tutorial_03(lab, browser, deepcsv_dataset):
     from selenium.webdriver.common.by import By
 
     out = lab.root / "out03"
-    # Long enough to stop in the middle of it; early stopping would need 10 epochs without improvement.
-    name = notebook_copy(lab, "03_train_deepcsv.ipynb", data=str(deepcsv_dataset), epochs=200, batch_size=32,
+    # Long enough to stop in the middle of it: small batches make an epoch last seconds even on a fast machine
+    # (the DOM is polled, so a sub-second epoch could be missed), and early stopping needs 10 epochs without
+    # improvement.
+    name = notebook_copy(lab, "03_train_deepcsv.ipynb", data=str(deepcsv_dataset), epochs=200, batch_size=4,
                          out_dir=str(out))
     _open_and_run_all(browser, lab, name)
     stop = _wait(lambda: browser.find_elements(By.XPATH, "//button[normalize-space(.)='Stop']"), 180,
                  "the dashboard's Stop button did not appear")[0]
     # Let two epochs finish (the dashboard then counts the third), so the run has checkpoints and history.
     status = _wait(lambda: [e for e in browser.find_elements(By.CSS_SELECTOR, ".widget-html-content")
-                            if "epoch 3/200" in e.text], 180, "training did not reach epoch 3")[0]
+                            if (m := EPOCH.search(e.text)) and int(m.group(1)) >= 3], 180,
+                   "training did not reach epoch 3")[0]
     assert "jets/s" in status.text and "ETA" in status.text
     _no_widget_errors(browser)
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", stop)
