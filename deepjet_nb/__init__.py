@@ -10,12 +10,14 @@ or file format::
     djn.train.Trainer(...)           train          dataset -> run directory (run), live dashboard
     djn.predict.predict(...)         predict        run + jets -> prediction file
     djn.evaluate.evaluate(...)       evaluate       predictions -> metrics, plots (plots), explorer (widgets)
+    djn.deploy.export(...)           export         run -> exported model (ONNX + card); djn.Predictor (no TF)
+    djn.scan.scan(...)               scan           a notebook x a parameter grid -> table, plots, widget
 
 Shared ideas: ``schema`` (ntuple branches), ``flavours`` (flavours, classes, discriminants), ``dataset``,
 ``run``, ``parallel`` (local processes or Dask), ``summary`` (numbers a notebook records), ``examples``
 (small samples shared by the tutorials). The objects people open or build most often are also here:
 ``djn.generate``, ``djn.load_config``, ``djn.open_dataset``, ``djn.Trainer``, ``djn.open_run``,
-``djn.load_taggers``.
+``djn.load_taggers``, ``djn.Predictor``.
 """
 
 import importlib
@@ -24,20 +26,21 @@ import os
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) hides the progress bars; warnings still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .errors import ArgumentError, ConfigError, DatasetError, DeepJetError, InputFileError, RunError
+from .errors import ArgumentError, ConfigError, DatasetError, DeepJetError, DeployError, InputFileError, RunError
 
 __version__ = "0.1.0"
 
 _LAZY_MODULES = frozenset(
     ("samples", "kernels", "schema", "flavours", "config", "convert", "dataset", "parallel", "pipeline", "models",
-     "train", "run", "dashboard", "predict", "evaluate", "plots", "widgets", "summary", "examples", "cli", "demo")
+     "train", "run", "dashboard", "predict", "evaluate", "plots", "widgets", "summary", "examples", "cli", "demo",
+     "scan", "deploy")
 )
 # Shortcuts: name -> module that defines it.
 _SHORTCUTS = {"generate": "samples", "load_config": "config", "open_dataset": "dataset", "Trainer": "train",
-              "open_run": "run", "load_taggers": "evaluate"}
+              "open_run": "run", "load_taggers": "evaluate", "Predictor": "deploy"}
 
-__all__ = ["ArgumentError", "ConfigError", "DatasetError", "DeepJetError", "InputFileError", "RunError",
-           *sorted(_SHORTCUTS), *sorted(_LAZY_MODULES)]
+__all__ = ["ArgumentError", "ConfigError", "DatasetError", "DeepJetError", "DeployError", "InputFileError",
+           "RunError", *sorted(_SHORTCUTS), *sorted(_LAZY_MODULES)]
 
 
 def __getattr__(name):

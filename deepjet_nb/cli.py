@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
-from .errors import DeepJetError
+from .errors import DeepJetError, one_line
 
-STAGES = ("samples", "convert", "train", "predict", "evaluate")
+STAGES = ("samples", "convert", "train", "predict", "evaluate", "deploy", "scan")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,13 +35,33 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a batch system's kill) unwinds like Ctrl-C, so no half-written output is left behind.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
+        return code
     except DeepJetError as err:
-        print(f"deepjet-nb {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return _fail(args.command, str(err))
+    except OSError as err:
+        if isinstance(err, BrokenPipeError):  # `deepjet-nb ... | head`: the reader left; nothing to report
+            _silence_stdout()
+            return 141
+        # Writing the outputs failed (full disk, read-only file system, ...): name the path, not a traceback.
+        from ._atomic import os_error_line
+
+        return _fail(args.command, os_error_line(err, getattr(args, "out", None)))
     except KeyboardInterrupt:
         print(f"deepjet-nb {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"deepjet-nb {command}: error: {one_line(message)}", file=sys.stderr)
+    return 1
+
+
+def _silence_stdout():
+    # Python would report the broken pipe once more when it flushes stdout at exit.
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
 
 
 def _raise_interrupt(signum, frame):

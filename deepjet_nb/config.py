@@ -216,8 +216,12 @@ def load_config(name_or_path: str | os.PathLike | DataConfig) -> DataConfig:
 
     try:
         raw = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     return config_from_dict(raw, source=str(path))
 
 
@@ -229,14 +233,16 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
     for key in ("name", "classes", "inputs"):
         if key not in raw:
             raise ConfigError(f"{source}: missing key {key!r}")
-    tree = raw.get("tree", schema.TREE)
+    name = _string(raw["name"], source, "name")
+    tree = _string(raw.get("tree", schema.TREE), source, "tree")
 
     classes = {}
     if not isinstance(raw["classes"], dict) or not raw["classes"]:
         raise ConfigError(f"{source}: 'classes' must map class names to lists of truth flags")
     for cls, flags in raw["classes"].items():
-        flags = [flags] if isinstance(flags, str) else flags
-        for flag in flags or ():
+        cls = _string(cls, source, "classes (a class name)")
+        flags = _strings(flags, source, f"classes.{cls}")
+        for flag in flags:
             if flag not in schema.FLAVOUR_FLAGS:
                 raise ConfigError(f"{source}: classes.{cls}: unknown truth flag {flag!r} "
                                   f"(known: {', '.join(schema.FLAVOUR_FLAGS)})")
@@ -254,10 +260,10 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
 
     selection = raw.get("selection")
     if selection is not None:
-        _selection_names(str(selection), source)  # validates syntax and branch names
-        selection = str(selection)
+        selection = _string(selection, source, "selection")
+        _selection_names(selection, source)  # validates syntax and branch names
 
-    spectators = list(raw.get("spectators") or ())
+    spectators = _strings(raw.get("spectators") or [], source, "spectators")
     for s in spectators:
         if s not in DERIVED_SPECTATORS and s not in schema.SCALARS:
             raise ConfigError(f"{source}: spectators: unknown branch {s!r} (spectators are scalar branches "
@@ -269,7 +275,7 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
     pre = Preprocessing(
         fraction=_number(pre_raw, "fraction", 0.1, source, "preprocessing."),
         clip=_number(pre_raw, "clip", 5.0, source, "preprocessing."),
-        default_values=tuple(float(v) for v in pre_raw.get("default_values", (-999.0,))),
+        default_values=_numbers(pre_raw.get("default_values", [-999.0]), source, "preprocessing.default_values"),
         replace_with=_number(pre_raw, "replace_with", 0.0, source, "preprocessing."),
     )
     _check_fraction(pre.fraction, source)
@@ -278,19 +284,20 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
 
     w_raw = raw.get("weighting") or {"mode": "none"}
     _check_keys(w_raw, _WEIGHT_KEYS, source, "weighting.")
+    reference = w_raw.get("reference_class")
     weighting = Weighting(
-        mode=str(w_raw.get("mode", "none")),
-        apply=str(w_raw.get("apply", "resample")),
-        reference_class=w_raw.get("reference_class"),
-        seed=int(w_raw.get("seed", 42)),
-        pt_edges=tuple(float(v) for v in w_raw.get("pt_edges", ())),
-        eta_edges=tuple(float(v) for v in w_raw.get("eta_edges", ())),
-        pt_branch=str(w_raw.get("pt_branch", "jet_pt")),
-        eta_branch=str(w_raw.get("eta_branch", "jet_eta")),
+        mode=_string(w_raw.get("mode", "none"), source, "weighting.mode"),
+        apply=_string(w_raw.get("apply", "resample"), source, "weighting.apply"),
+        reference_class=None if reference is None else _string(reference, source, "weighting.reference_class"),
+        seed=_integer(w_raw.get("seed", 42), source, "weighting.seed"),
+        pt_edges=_numbers(w_raw.get("pt_edges", []), source, "weighting.pt_edges"),
+        eta_edges=_numbers(w_raw.get("eta_edges", []), source, "weighting.eta_edges"),
+        pt_branch=_string(w_raw.get("pt_branch", "jet_pt"), source, "weighting.pt_branch"),
+        eta_branch=_string(w_raw.get("eta_branch", "jet_eta"), source, "weighting.eta_branch"),
     )
     _check_weighting(weighting, classes, source)
 
-    return DataConfig(name=str(raw["name"]), tree=str(tree), selection=selection, classes=classes,
+    return DataConfig(name=name, tree=tree, selection=selection, classes=classes,
                       inputs=inputs, spectators=spectators, preprocessing=pre, weighting=weighting,
                       source=source)
 
@@ -387,10 +394,35 @@ def _check_keys(mapping, allowed, source, prefix):
 
 def _number(mapping, key, default, source, prefix):
     value = mapping.get(key, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {prefix}{key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ConfigError(f"{source}: {prefix}{key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _numbers(value, source, key) -> tuple[float, ...]:
+    """A list of finite numbers (one number is a list of one)."""
+    values = value if isinstance(value, list) else [value]
+    return tuple(_number({key: v}, key, None, source, "") for v in values)
+
+
+def _integer(value, source, key) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+    return value
+
+
+def _string(value, source, key) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: {key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _strings(value, source, key) -> list[str]:
+    """A list of names (one name is a list of one)."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list):
+        raise ConfigError(f"{source}: {key} must be a list of names, got {value!r}")
+    return [_string(v, source, key) for v in values]
 
 
 def _check_fraction(fraction, source):
@@ -406,6 +438,7 @@ def _parse_group(name, spec, source):
     branches = spec.get("branches")
     if not branches or not isinstance(branches, list):
         raise ConfigError(f"{source}: {where}.branches must be a non-empty list")
+    branches = _strings(branches, source, f"{where}.branches")
     if len(set(branches)) != len(branches):
         raise ConfigError(f"{source}: {where}.branches lists a branch twice")
     max_length = spec.get("max_length")
@@ -428,14 +461,18 @@ def _parse_group(name, spec, source):
         counters.add(schema.counter_of(b))
     sort_by = spec.get("sort_by")
     if sort_by is not None:
+        sort_by = _string(sort_by, source, f"{where}.sort_by")
         if sort_by not in schema.JAGGED:
             raise ConfigError(f"{source}: {where}.sort_by: unknown jagged branch {sort_by!r}")
         counters.add(schema.counter_of(sort_by))
     if len(counters) > 1:
         raise ConfigError(f"{source}: {where}: branches of different object lists ({sorted(counters)}); "
                           "one group holds one kind of object")
+    descending = spec.get("descending", True)
+    if not isinstance(descending, bool):
+        raise ConfigError(f"{source}: {where}.descending must be true or false, got {descending!r}")
     return InputGroup(name=str(name), branches=tuple(branches), max_length=max_length, sort_by=sort_by,
-                      descending=bool(spec.get("descending", True)),
+                      descending=descending,
                       pad_value=_number(spec, "pad_value", 0.0, source, f"{where}."))
 
 

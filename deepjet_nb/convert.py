@@ -35,13 +35,16 @@ from typing import Iterator
 
 import numpy as np
 
+from ._args import integer, number, paths as as_paths
+from ._atomic import check_output, remove_stale
+from ._lock import output_lock
 from .config import DERIVED_DEFAULT, DERIVED_SPECTATORS, DataConfig, config_from_dict, load_config
 from .config import evaluate_selection
 from .dataset import FORMAT_VERSION, MANIFEST, SHARDS, Manifest, ShardWriter
-from .errors import ArgumentError, DatasetError, DeepJetError, InputFileError
+from .errors import ArgumentError, DatasetError, DeepJetError, InputFileError, one_line
 from .flavours import class_labels
 from .parallel import Runner
-from .rootio import open_tree
+from .rootio import cause, open_tree
 
 DEFAULT_STEP_SIZE = 50_000  # entries per chunk: ~100 MB of DeepJet branches, fast and bounded
 CHECKSUM = "xxh3_128"  # shard record key of the source checksum (see _checksum)
@@ -49,12 +52,14 @@ CHECKSUM = "xxh3_128"  # shard record key of the source checksum (see _checksum)
 
 @dataclass
 class ConversionResult:
-    """What :func:`convert` did: shards written and skipped (stems), failures (file → cause), manifest."""
+    """What :func:`convert` did: shards written and skipped (stems), failures (file → cause), shards of an
+    earlier run redone because their files did not match the manifest (stem → what was wrong), manifest."""
 
     out: Path
     converted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    redone: dict[str, str] = field(default_factory=dict)
     manifest: Manifest = field(default_factory=Manifest, repr=False)
 
     @property
@@ -75,24 +80,35 @@ def convert(inputs, out, config, *, jobs: int | None = None, scheduler=None, fra
     cluster instead; ``fraction`` overrides ``preprocessing.fraction``; ``step_size`` entries per chunk;
     ``reconvert`` discards an existing dataset made with another config (or redoes an identical one).
 
-    Output: a :class:`ConversionResult`. Finished shards of an earlier run with the same config and
-    unchanged sources are skipped. Files that fail are listed in ``result.failed`` (file → cause) and leave
-    no shard behind. Raises :class:`DatasetError` when ``out`` holds a dataset converted with another config
-    (and ``reconvert`` is false) or when no file could be read, :class:`ArgumentError` for bad arguments.
+    Output: a :class:`ConversionResult`. Finished shards of an earlier run with the same config, unchanged
+    sources and files that match the manifest are skipped (a shard whose files do not match is redone and
+    listed in ``result.redone``). Files that fail are listed in ``result.failed`` (file → cause) and leave
+    no shard behind. ``out`` is locked while the conversion runs. Raises :class:`DatasetError` when ``out``
+    holds a dataset converted with another config or from another list of inputs (a file not among those
+    of its statistics, or a stem converted from another path; unless ``reconvert``), or when no file could be
+    read; :class:`ArgumentError` for bad arguments or an unwritable ``out``; :class:`LockedError` when another
+    conversion writes into ``out``.
     """
     cfg = _as_config(config)
     if fraction is not None:
-        cfg = cfg.with_fraction(float(fraction))
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise ArgumentError("convert: no input files given")
+        cfg = cfg.with_fraction(number(fraction, "fraction", "convert"))
+    paths = as_paths(inputs, "convert", "input files")
     _check_stems(paths)
-    if step_size < 1:
-        raise ArgumentError(f"convert: step_size must be >= 1, got {step_size}")
-    out = Path(out)
+    step_size = integer(step_size, "step_size", "convert", minimum=1)
+    if jobs is not None:
+        integer(jobs, "jobs", "convert", minimum=1)
+    out = check_output(out, directory=True, what="dataset directory")
     result = ConversionResult(out=out)
-    manifest = _existing_manifest(out, cfg, reconvert)
+    with output_lock(out, what="deepjet-nb convert"):
+        remove_stale(out)
+        remove_stale(out / SHARDS)  # shards of a run killed with SIGKILL
+        return _convert_locked(paths, out, cfg, jobs, scheduler, step_size, reconvert, progress, result)
 
+
+def _convert_locked(paths, out, cfg, jobs, scheduler, step_size, reconvert, progress, result):
+    manifest = _existing_manifest(out, cfg, reconvert)
+    if manifest is not None:
+        _check_inputs(manifest, paths, out)
     with Runner(jobs, scheduler, len(paths), what="convert") as runner:
         if manifest is None:
             manifest = _statistics_pass(paths, cfg, step_size, runner, progress, result)
@@ -104,9 +120,12 @@ def convert(inputs, out, config, *, jobs: int | None = None, scheduler=None, fra
                 continue
             record = done.get(path.stem)
             if record and (out / SHARDS / path.stem).is_dir() and _source_unchanged(record, path):
-                result.skipped.append(path.stem)
-            else:
-                todo.append(path)
+                problem = manifest.shard_problem(out, record)
+                if problem is None:
+                    result.skipped.append(path.stem)
+                    continue
+                result.redone[path.stem] = problem
+            todo.append(path)
         tables = _weight_tables_from_manifest(manifest, cfg)
         args = (str(out / SHARDS), cfg, manifest.normalisation, tables, step_size)
         for path, ok, value in runner.map(_convert_file, todo, args, desc="converting", progress=progress,
@@ -206,7 +225,7 @@ def _statistics_pass(paths, cfg, step_size, runner, progress, result):
         hist = value["histogram"] if hist is None else hist + value["histogram"]
         n_selected += value["n_selected"]
     if hist is None:
-        causes = "; ".join(result.failed.values())
+        causes = "; ".join(one_line(c) for c in result.failed.values())
         raise DatasetError(f"{result.out}: no input file could be read: {causes}")
     if n_selected == 0:
         raise DatasetError(f"{result.out}: no jet passes the selection and class definition in any input "
@@ -240,6 +259,8 @@ def _statistics_pass(paths, cfg, step_size, runner, progress, result):
         "spectators": list(cfg.spectators),
         "normalisation": normalisation,
         "weighting": weighting,
+        # the inputs of the statistics: a rerun may resume them, not add others (see _check_inputs)
+        "sources": [str(p.resolve()) for p in paths if p in finished],
         "shards": [],
     })
 
@@ -273,8 +294,8 @@ def _file_statistics(path, cfg, step_size):
                              edges[1], n_classes)
 
     with _objects_before_frozen(), open_tree(path, cfg.tree, _all_branches(cfg)) as tree:  # opened once
-        if tree.num_entries == 0:
-            raise InputFileError(f"{path}: tree {cfg.tree!r} has no entries")
+        if tree.num_entries == 0:  # an input without jets gives a 0-row shard (docs/formats.md §2)
+            return {"moments": moments, "histogram": hist, "n_selected": 0}
         stop = max(1, math.ceil(cfg.preprocessing.fraction * tree.num_entries))
         for arrays in _iterate(tree, path, cfg, inputs, step_size, entry_stop=stop):
             scalars = _scalars(arrays, cfg, input_scalars)
@@ -470,7 +491,7 @@ def _iterate(tree, path, cfg, branches, step_size, entry_stop=None, entry_start=
     except (DeepJetError, GeneratorExit):
         raise
     except Exception as err:  # decompression / deserialisation errors of a truncated or corrupt file
-        raise InputFileError(f"{path}: cannot read tree {cfg.tree!r} ({type(err).__name__}: {err})") from None
+        raise InputFileError(f"{path}: cannot read tree {cfg.tree!r} ({cause(err, path)})") from None
 
 
 def _checksum(path):
@@ -515,7 +536,9 @@ def _existing_manifest(out, cfg, reconvert):
     try:
         manifest = Manifest.read(path)
     except DatasetError as err:
-        raise DatasetError(f"{err}; remove the directory to reconvert") from None
+        if not reconvert:
+            raise DatasetError(f"{err}; pass reconvert=True (--reconvert) to redo the dataset") from None
+        manifest = Manifest(config_hash="")
     old_hash = manifest.config_hash
     if old_hash != cfg.hash and not reconvert:
         raise DatasetError(f"{out}: converted with another config ({manifest.get('config_name')!r}, hash "
@@ -525,6 +548,26 @@ def _existing_manifest(out, cfg, reconvert):
         path.unlink()
         return None
     return manifest
+
+
+def _check_inputs(manifest, paths, out):
+    """Refuse a rerun whose inputs are not those of the dataset: a stem converted from another path, or a file
+    that is not among the inputs of the statistics (normalisation and weights would differ from a fresh
+    conversion). Resuming with all or some of the original inputs is fine."""
+    hint = "pass reconvert=True (--reconvert) to convert the new list afresh, or write into another directory"
+    recorded = {s["name"]: s.get("source") for s in manifest.shards}
+    for path in paths:
+        source = str(path.resolve())
+        if recorded.get(path.stem) not in (None, source):
+            raise DatasetError(f"{out}: shard {path.stem!r} was converted from {recorded[path.stem]}, not from "
+                               f"{source}; {hint}")
+    sources = manifest.get("sources")
+    if isinstance(sources, list):
+        new = [str(p) for p in paths if str(p.resolve()) not in set(sources)]
+        if new:
+            more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
+            raise DatasetError(f"{out}: {new[0]}{more} is not among the inputs this dataset's normalisation and "
+                               f"weights were computed from (added, moved, or failed in the first run); {hint}")
 
 
 def _check_stems(paths):
@@ -571,6 +614,8 @@ def _cli(args) -> int:
     n_jets = result.manifest.n_jets
     print(f"{result.out}: {len(result.converted)} shard(s) converted, {len(result.skipped)} skipped, "
           f"{len(result.failed)} failed; {n_jets} jets in the dataset")
+    for stem, problem in result.redone.items():
+        print(f"deepjet-nb convert: redone shard {stem!r}: {one_line(problem)}", file=sys.stderr)
     for path, cause in result.failed.items():
-        print(f"deepjet-nb convert: failed: {path}: {cause}", file=sys.stderr)
+        print(f"deepjet-nb convert: failed: {one_line(f'{path}: {cause}')}", file=sys.stderr)
     return 0 if result.ok else 1

@@ -58,6 +58,9 @@ class Manifest(dict):
         for key in _REQUIRED:
             if key not in raw:
                 raise error(f"{path}: missing key {key!r}")
+        problem = _layout_problem(raw)
+        if problem:
+            raise error(f"{path}: {problem}")
         return cls(raw)
 
     def write(self, directory: str | os.PathLike) -> None:
@@ -89,6 +92,35 @@ class Manifest(dict):
     @property
     def shard_names(self) -> list[str]:
         return [s["name"] for s in self["shards"]]
+
+    def shard_problem(self, directory: str | os.PathLike, record: Mapping) -> str | None:
+        """What is wrong with the files of shard ``record`` in dataset ``directory`` (a missing file, a
+        truncated or resized one, another number of rows or shape than this manifest says), or None when they
+        match. Reads only the ``.npy`` headers and file sizes."""
+        n = int(record["n_jets"])
+        shard_dir = Path(directory) / SHARDS / record["name"]
+        expected = {g: (np.dtype(np.float32), (n, *map(int, spec["shape"]))) for g, spec in self["inputs"].items()}
+        expected.update(label=(np.dtype(np.int8), (n,)), weight=(np.dtype(np.float32), (n,)),
+                        spectators=(np.dtype(np.float32), (n, len(self["spectators"]))))
+        for key, (dtype, shape) in expected.items():
+            file = shard_dir / f"{key}.npy"
+            try:
+                with open(file, "rb") as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    have_shape, _, have_dtype = read_header(f)
+                    offset = f.tell()
+                size = file.stat().st_size
+            except FileNotFoundError:
+                return f"{file}: missing"
+            except (OSError, ValueError) as err:
+                return f"{file}: not a readable .npy file ({' '.join(str(err).split())})"
+            if tuple(have_shape) != shape or have_dtype != dtype:
+                return f"{file}: {have_dtype}{list(have_shape)}, the manifest says {dtype}{list(shape)}"
+            if size != offset + dtype.itemsize * int(np.prod(shape)):
+                return f"{file}: {size} bytes, {offset + dtype.itemsize * int(np.prod(shape))} expected (truncated?)"
+        return None
 
     @property
     def n_jets(self) -> int:
@@ -160,6 +192,14 @@ class Dataset(ManifestView):
     def config(self):
         return self.manifest.config
 
+    def verify(self) -> None:
+        """Check every shard's files against the manifest (rows, shapes, sizes; headers only). Raises
+        :class:`DatasetError` naming the first file that does not match (reconvert it)."""
+        for record in self.manifest.shards:
+            problem = self.manifest.shard_problem(self.path, record)
+            if problem:
+                raise DatasetError(f"{problem}; reconvert the dataset (deepjet-nb convert)")
+
     def shard_jets(self) -> dict[str, int]:
         """Number of jets of each shard, in input order."""
         return {s["name"]: int(s["n_jets"]) for s in self.manifest.shards}
@@ -219,6 +259,35 @@ class Dataset(ManifestView):
         groups = ", ".join(f"{k}{tuple(v['shape'])}" for k, v in self.inputs.items())
         return (f"<Dataset {str(self.path)!r}: {self.n_jets} jets in {len(self.shard_names)} shard(s); "
                 f"inputs {groups}; classes {self.classes}>")
+
+
+def _layout_problem(raw: dict) -> str | None:
+    """What makes a manifest's content unusable (a key of the wrong kind), or None."""
+    def names(value):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    if not names(raw["classes"]) or not raw["classes"]:
+        return "'classes' must be a non-empty list of names"
+    if not names(raw["spectators"]):
+        return "'spectators' must be a list of names"
+    inputs = raw["inputs"]
+    if not isinstance(inputs, dict) or not inputs:
+        return "'inputs' must map input groups to {\"shape\", \"features\"}"
+    for group, spec in inputs.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+            return f"inputs.{group}: 'shape' must be a list of positive integers"
+    if not isinstance(raw["normalisation"], dict):
+        return "'normalisation' must be an object"
+    if not isinstance(raw["shards"], list):
+        return "'shards' must be a list"
+    for i, record in enumerate(raw["shards"]):
+        if not (isinstance(record, dict) and isinstance(record.get("name"), str)
+                and isinstance(record.get("n_jets"), int) and record["n_jets"] >= 0):
+            return f"shards[{i}] must be an object with a 'name' and a number of jets 'n_jets'"
+    if "weighting" in raw and not isinstance(raw["weighting"], dict):
+        return "'weighting' must be an object"
+    return None
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:

@@ -1,13 +1,15 @@
 """The whole pipeline on the built-in default: ``make demo`` (``python -m deepjet_nb.demo --out runs/demo``).
 
 generate ttbar + QCD training samples and a held-out ttbar test sample -> convert with the DeepCSV and DeepJet
-configs -> train both -> predict on the test sample -> evaluate against track counting. The conversion,
+configs -> train both -> predict on the test sample -> evaluate against track counting -> export both for
+production, checked against training on the test sample. The conversion,
 training and evaluation steps run the pipeline notebooks of ``notebooks/`` with papermill; their executed
 copies are kept in ``OUT/notebooks/``. Every step skips work already finished, so an interrupted demo picks up
 where it stopped when run again.
 
 Outputs (``OUT`` = ``runs/demo``): ``samples/``, ``data/<tagger>/``, ``train/<tagger>/``,
-``predictions/<tagger>.root``, ``metrics.json``, ``working_points.json``, ``plots/``, ``notebooks/``.
+``predictions/<tagger>.root``, ``metrics.json``, ``working_points.json``, ``plots/``, ``notebooks/``,
+``deploy/<tagger>/`` (exported model directories with their ``equivalence.json`` and ``equivalence.png``).
 """
 
 from __future__ import annotations
@@ -113,8 +115,23 @@ def run(out="runs/demo", scale: str = "default", seed: int = 1) -> dict:
 
     metrics = json.loads((out / "metrics.json").read_text())
     print(summary_table(metrics))
+    _deploy(out, test_files)
     _log(f"done in {(time.perf_counter() - start) / 60:.1f} min; results in {out}")
     return metrics
+
+
+def _deploy(out: Path, test_files: list[Path]) -> None:
+    """Export both taggers to ``out/deploy/<tagger>``, checked against their training on the test sample."""
+    from .deploy import EQUIVALENCE, export, open_model
+
+    for tagger in TAGGERS:
+        model_dir = out / "deploy" / tagger
+        if not (model_dir / EQUIVALENCE).is_file():
+            _log(f"export {tagger} and check it on {', '.join(p.name for p in test_files)}")
+            export(out / "train" / tagger, model_dir, check=test_files)
+        report = open_model(model_dir).equivalence
+        _log(f"{tagger} deployed ({model_dir}): max |Δp| = {report['max_abs_diff']:.1e} training vs deployed on "
+             f"{report['jets']} jets")
 
 
 def main(argv=None) -> int:

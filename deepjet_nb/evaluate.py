@@ -20,15 +20,21 @@ Command line: ``deepjet-nb evaluate --out DIR PRED.root...``.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
+import re
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ._atomic import write_text_atomic
+from ._args import paths as as_paths
+from ._atomic import check_output, remove_stale
+from ._jsonio import write_json
+from ._lock import output_lock
 from .errors import ArgumentError, InputFileError
 from .flavours import (CLASS_FLAVOURS, FLAVOUR_CODES, FLAVOUR_GROUPS, TASKS, discriminants,
                        flavours_from_truth, task as _task, truth_flavour)
@@ -40,7 +46,7 @@ __all__ = [
     "MISTAGS", "WORKING_POINTS", "BASELINE_NAME", "PT_EDGES", "ETA_EDGES",
     "Tagger", "RocCurve", "WorkingPoint", "Efficiency",
     "read_predictions", "load_taggers", "track_counting",
-    "roc", "working_points", "efficiency_vs", "compute_metrics", "evaluate", "summary_table", "register_cli",
+    "roc", "roc_errors", "working_points", "efficiency_vs", "compute_metrics", "evaluate", "summary_table", "register_cli",
 ]
 
 TRACK_COUNTING = "trackCounting_sip3dSig2"
@@ -135,8 +141,14 @@ class WorkingPoint:
     mistag: float
 
     def as_dict(self) -> dict:
-        return {"target_mistag": self.target_mistag, "cut": self.cut, "efficiency": self.efficiency,
-                "mistag": self.mistag}
+        """JSON-ready; a cut that no finite value gives (all scores tied above the target mistag: nothing
+        passes) is ``null`` with a ``"note"`` saying so, as strict JSON has no Infinity."""
+        out = {"target_mistag": self.target_mistag, "cut": self.cut, "efficiency": self.efficiency,
+               "mistag": self.mistag}
+        if not np.isfinite(self.cut):
+            out["cut"] = None
+            out["note"] = "no finite cut reaches this mistag (tied scores): nothing passes"
+        return out
 
 
 @dataclass(frozen=True)
@@ -202,9 +214,9 @@ def load_taggers(paths: Sequence[str | os.PathLike], *, baseline: bool = True,
     baseline (named :data:`BASELINE_NAME`) last. Raises :class:`ArgumentError` for no paths or two taggers
     with the same name, :class:`InputFileError` as :func:`read_predictions`.
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise ArgumentError("no prediction files given")
+    paths = as_paths(paths, "load_taggers", "prediction files")
+    if isinstance(names, str):
+        names = [names]
     if names is None:
         names = [p.stem for p in paths]
     if len(names) != len(paths):
@@ -226,6 +238,9 @@ def _read_tree(path, weight_branch, with_baseline=True):
     path = Path(path)
     source = f"{path}:{TREE}"
     with open_tree(path, TREE) as tree:
+        if tree.num_entries == 0:
+            raise InputFileError(f"{source}: no jets (an empty prediction file: predict found no selected jets "
+                                 f"in its input); nothing to evaluate")
         keys = set(tree.keys())
         probs = [k for k in tree.keys() if k.startswith(PROB_PREFIX)]
         if not probs:
@@ -312,6 +327,28 @@ def roc(tagger: Tagger, task: str = "b_vs_udsg", *, pt_range: tuple[float, float
     Windows are half-open ``[low, high)``. Raises :class:`ArgumentError` for an unknown task or when the
     selection leaves no signal or no background jet.
     """
+    scores, is_signal, weights = _task_jets(tagger, task, pt_range, eta_range)
+    sig_eff, bkg_eff, thresholds = _roc.roc_curve(scores, is_signal, weights)
+    n_sig = int(np.count_nonzero(is_signal))
+    return RocCurve(tagger.name, task, sig_eff, bkg_eff, thresholds, n_sig, len(is_signal) - n_sig)
+
+
+def roc_errors(tagger: Tagger, task: str = "b_vs_udsg", mistags: Sequence[float] = MISTAGS, *,
+               n_boot: int = _roc.BOOTSTRAP_REPLICAS, seed: int = 0) -> tuple[float, dict[str, float]]:
+    """Statistical errors of the AUC and of the efficiencies at ``mistags`` of :func:`roc` (whole sample), by a
+    seeded bootstrap over the jets (:func:`deepjet_nb.kernels.roc.bootstrap_errors`).
+
+    Returns ``(auc_err, {"0.1": err, ...})``, keyed like ``metrics.json``.
+    """
+    scores, is_signal, weights = _task_jets(tagger, task, None, None)
+    auc_err, eff_err = _roc.bootstrap_errors(scores, is_signal, weights, np.asarray(mistags, dtype=float),
+                                             n_boot=n_boot, seed=seed)
+    return auc_err, {f"{m:g}": float(e) for m, e in zip(mistags, eff_err)}
+
+
+def _task_jets(tagger, task, pt_range, eta_range):
+    """The task's discriminant, signal mask and weights of the tagger's signal and background jets in the
+    window; :class:`ArgumentError` when either is missing."""
     spec = _task(task)
     mask = _select(tagger, spec.signal, spec.background, pt_range, eta_range)
     is_signal = tagger.flavour[mask] == FLAVOUR_CODES[spec.signal]
@@ -323,9 +360,7 @@ def roc(tagger: Tagger, task: str = "b_vs_udsg", *, pt_range: tuple[float, float
             f"{tagger.name}, {task}: {n_sig} {spec.signal} and {n_bkg} {spec.background} jets "
             f"in pT {pt_range}, eta {eta_range}: need both"
         )
-    sig_eff, bkg_eff, thresholds = _roc.roc_curve(tagger.discriminants[spec.discriminant][mask], is_signal,
-                                                  weights)
-    return RocCurve(tagger.name, task, sig_eff, bkg_eff, thresholds, n_sig, n_bkg)
+    return tagger.discriminants[spec.discriminant][mask], is_signal, weights
 
 
 def working_points(tagger: Tagger, mistags: Mapping[str, float] | None = None,
@@ -385,8 +420,10 @@ def efficiency_vs(tagger: Tagger, variable: str = "jet_pt", edges: Sequence[floa
 
 def compute_metrics(taggers: Sequence[Tagger], *, tasks: Sequence[str] = tuple(TASKS),
                     mistags: Sequence[float] = MISTAGS) -> dict:
-    """The metrics.json dictionary (docs/formats.md §4):
-    ``{tagger: {task: {"auc": x, "eff_at_mistag": {"0.1": x, ...}, "n_signal": n, "n_background": n}}}``.
+    """The metrics.json dictionary (docs/formats.md §4): ``{tagger: {task: {"auc": x, "auc_err": e,
+    "eff_at_mistag": {"0.1": x, ...}, "eff_at_mistag_err": {"0.1": e, ...}, "n_signal": n,
+    "n_background": n}}}``; the errors are statistical, from a seeded bootstrap over the jets
+    (:func:`roc_errors`).
 
     A task with no signal or no background jets is left out for that tagger.
     """
@@ -399,9 +436,12 @@ def compute_metrics(taggers: Sequence[Tagger], *, tasks: Sequence[str] = tuple(T
             if counts[spec.signal] == 0 or counts[spec.background] == 0:
                 continue
             curve = roc(tagger, task)
+            auc_err, eff_err = roc_errors(tagger, task, mistags)
             entry[task] = {
                 "auc": curve.auc,
+                "auc_err": auc_err,
                 "eff_at_mistag": {f"{m:g}": float(curve.eff_at(m)) for m in mistags},
+                "eff_at_mistag_err": eff_err,
                 "n_signal": curve.n_signal,
                 "n_background": curve.n_background,
             }
@@ -424,19 +464,54 @@ def evaluate(prediction_files: Sequence[str | os.PathLike], out_dir: str | os.Pa
     """
     if working_point not in WORKING_POINTS:
         raise ArgumentError(f"working point must be one of {list(WORKING_POINTS)}, got {working_point!r}")
+    out_dir = check_output(out_dir, directory=True, what="evaluation directory")
     taggers = load_taggers(prediction_files, baseline=baseline, names=names, weight_branch=weight_branch)
     if reference is not None and reference not in [t.name for t in taggers]:
         raise ArgumentError(f"reference tagger {reference!r} is not among {[t.name for t in taggers]}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = compute_metrics(taggers)
-    wps = {t.name: {k: wp.as_dict() for k, wp in working_points(t).items()}
-           for t in taggers if _has(t, "b") and _has(t, "udsg")}
-    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_text_atomic(out_dir / "working_points.json", json.dumps(wps, indent=2) + "\n")
-    if plots:
-        _write_plots(taggers, out_dir / "plots", reference or taggers[0].name, working_point, formats)
+    for note in skipped_tasks(taggers):
+        warnings.warn(note, SkippedTaskWarning, stacklevel=2)
+    with output_lock(out_dir, what="deepjet-nb evaluate"):
+        remove_stale(out_dir)
+        remove_stale(out_dir / "plots")
+        metrics = compute_metrics(taggers)
+        wps = {t.name: {k: wp.as_dict() for k, wp in working_points(t).items()}
+               for t in taggers if _has(t, "b") and _has(t, "udsg")}
+        if plots:
+            _write_plots(taggers, out_dir / "plots", reference or taggers[0].name, working_point, formats)
+        # metrics.json last: its presence means the whole evaluation finished
+        write_json(out_dir / "working_points.json", wps, indent=2)
+        write_json(out_dir / "metrics.json", metrics, indent=2)
     return metrics
+
+
+class SkippedTaskWarning(UserWarning):
+    """A comparison was left out of the evaluation: the jets lack its signal or its background flavour."""
+
+
+def skipped_tasks(taggers: Sequence[Tagger], tasks: Sequence[str] = tuple(TASKS)) -> list[str]:
+    """One line per (tagger, task) that :func:`compute_metrics` leaves out, saying which flavour is missing."""
+    notes = []
+    for tagger in taggers:
+        counts = tagger.counts()
+        for task in tasks:
+            spec = _task(task)
+            missing = [f for f in (spec.signal, spec.background) if counts[f] == 0]
+            if missing:
+                notes.append(f"{tagger.name}: skipped {task} (no {' and no '.join(missing)} jets)")
+    return notes
+
+
+def plot_stems(names: Sequence[str]) -> dict[str, str]:
+    """A file-name-safe stem for each tagger name, unique among ``names``: letters, digits, ``_`` and ``-``
+    kept, anything else (``/``, ``..``, ``.``, spaces) replaced by ``_``, at most 64 characters; a name
+    that had to change gets a short hash of itself, so "deepjet.v1" and "deepjet.v2" stay apart."""
+    stems = {}
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "tagger"
+        if stem != name:
+            stem = f"{stem}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        stems[name] = stem
+    return stems
 
 
 def _write_plots(taggers, plot_dir, reference, working_point, formats):
@@ -451,8 +526,9 @@ def _write_plots(taggers, plot_dir, reference, working_point, formats):
                     plot.add(roc(tagger, task))
         if plot.curves:
             plot.savefig(plot_dir / f"roc_{signal}", formats=formats)
+    stems = plot_stems([t.name for t in taggers])
     for tagger in taggers:
-        plots.HistogramPlot.from_tagger(tagger, "b").savefig(plot_dir / f"discriminant_{tagger.name}",
+        plots.HistogramPlot.from_tagger(tagger, "b").savefig(plot_dir / f"discriminant_{stems[tagger.name]}",
                                                                 formats=formats)
         if not (_has(tagger, "b") and _has(tagger, "udsg")):
             continue
@@ -462,7 +538,7 @@ def _write_plots(taggers, plot_dir, reference, working_point, formats):
                                                          f"({wp.target_mistag:g} light mistag)")
             for eff in efficiency_vs(tagger, variable, cut=wp.cut).values():
                 plot.add(eff)
-            plot.savefig(plot_dir / f"efficiency_{short}_{tagger.name}", formats=formats)
+            plot.savefig(plot_dir / f"efficiency_{short}_{stems[tagger.name]}", formats=formats)
 
 
 def _has(tagger, flavour):
@@ -511,20 +587,41 @@ def _cli_evaluate(args) -> int:
         else:
             names.append(Path(item).stem)
             paths.append(item)
-    metrics = evaluate(paths, args.out, names=names, baseline=not args.no_baseline, reference=args.reference,
-                       working_point=args.working_point, plots=not args.no_plots,
-                       weight_branch=args.weight_branch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedTaskWarning)
+        metrics = evaluate(paths, args.out, names=names, baseline=not args.no_baseline, reference=args.reference,
+                           working_point=args.working_point, plots=not args.no_plots,
+                           weight_branch=args.weight_branch)
+    for w in caught:
+        if issubclass(w.category, SkippedTaskWarning):
+            print(f"deepjet-nb evaluate: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     print(summary_table(metrics))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
 
 
 def summary_table(metrics: dict) -> str:
-    """A fixed-width text table of metrics (AUC and efficiencies at 10 %, 1 %, 0.1 % mistag per task)."""
-    lines = [f"{'tagger':<16} {'task':<10} {'AUC':>7} {'eff@10%':>8} {'eff@1%':>8} {'eff@0.1%':>9}"]
+    """A fixed-width text table of metrics: AUC and b efficiencies (%) at 10 %, 1 %, 0.1 % mistag per task,
+    each with its statistical error where ``metrics`` has one (``value ± error``)."""
+    columns = (("AUC", None), ("eff@10%", "0.1"), ("eff@1%", "0.01"), ("eff@0.1%", "0.001"))
+    lines = [f"{'tagger':<16} {'task':<10} " + " ".join(f"{name:>15}" for name, _ in columns)]
     for tagger, tasks in metrics.items():
         for task, m in tasks.items():
-            e = m["eff_at_mistag"]
-            lines.append(f"{tagger:<16} {task:<10} {m['auc']:7.4f} {e.get('0.1', np.nan):8.4f} "
-                         f"{e.get('0.01', np.nan):8.4f} {e.get('0.001', np.nan):9.4f}")
+            cells = []
+            for _, key in columns:
+                if key is None:
+                    cells.append(_with_error(m.get("auc"), m.get("auc_err"), 1.0, 4))
+                else:
+                    cells.append(_with_error(m["eff_at_mistag"].get(key), m.get("eff_at_mistag_err", {}).get(key),
+                                             100.0, 1))
+            lines.append(f"{tagger:<16} {task:<10} " + " ".join(f"{c:>15}" for c in cells))
     return "\n".join(lines)
+
+
+def _with_error(value, err, scale, digits):
+    if value is None:
+        return "n/a"
+    text = f"{value * scale:.{digits}f}"
+    return text if err is None else f"{text} ± {err * scale:.{digits}f}"

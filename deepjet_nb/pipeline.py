@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, DatasetError
+from .errors import ArgumentError, DatasetError, DeepJetError
 
 Batch = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
 
@@ -83,6 +83,7 @@ class JetBatches:
         if self.n_jets == 0:
             raise DatasetError(f"shards {self.shards} of dataset {_dataset_path(dataset)} hold no jets")
         self._cache: dict[str, dict[str, np.ndarray]] = {}
+        self.failure: DeepJetError | None = None  # an error of the data met inside tf.data (as_tf_dataset)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -92,7 +93,7 @@ class JetBatches:
     def epoch_batches(self, epoch: int = 0) -> Iterator[Batch]:
         """Yield the batches of epoch ``epoch``: ``({group: float32}, label int32, weight float32)``."""
         rng = np.random.default_rng([self.seed, epoch])
-        order = list(rng.permutation(self.shards)) if self.shuffle else list(self.shards)
+        order = [str(n) for n in rng.permutation(self.shards)] if self.shuffle else list(self.shards)
         carry: dict[str, np.ndarray] | None = None
         for start in range(0, len(order), self.buffer_shards):
             window = self._concat([self._read(name) for name in order[start:start + self.buffer_shards]])
@@ -125,11 +126,15 @@ class JetBatches:
 
         def generate():
             epoch = start_epoch
-            while True:
-                yield from self.epoch_batches(epoch)
-                if not repeat:
-                    return
-                epoch += 1
+            try:
+                while True:
+                    yield from self.epoch_batches(epoch)
+                    if not repeat:
+                        return
+                    epoch += 1
+            except DeepJetError as err:  # tf.data re-raises it wrapped in its own error: keep it for the caller
+                self.failure = err
+                raise
 
         shapes = self.dataset.manifest["inputs"]
         signature = (

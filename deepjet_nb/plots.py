@@ -8,11 +8,13 @@
 - :class:`EfficiencyPlot`: efficiency of a working point vs jet pT or η with binomial uncertainties.
 - :class:`ReweightingPlot`: shapes of a jet variable per class before and after pT–η reweighting.
 - :class:`HistoryPlot`: a training run's loss and a validation metric per epoch.
+- :class:`EquivalencePlot`: deployed versus training discriminants of the same jets (2D histograms).
+- :class:`ParameterPlot`: a parameter scan's metric against one parameter, seed spread as error bars.
 
 Each object keeps the numbers it draws (``RocPlot.ratios``, ``HistogramPlot.histograms``,
-``EfficiencyPlot.efficiencies``, ``ReweightingPlot.fractions``, ``HistoryPlot.series``), so tests check plots
-by their numbers. ``draw()`` returns the matplotlib figure (shown inline in a notebook); ``savefig(stem)``
-writes ``stem.png`` and ``stem.pdf`` atomically.
+``EfficiencyPlot.efficiencies``, ``ReweightingPlot.fractions``, ``HistoryPlot.series``,
+``ParameterPlot.series``), so tests check plots by their numbers. ``draw()`` returns the matplotlib figure
+(shown inline in a notebook); ``savefig(stem)`` writes ``stem.png`` and ``stem.pdf`` atomically.
 
 Matplotlib is imported on first draw, and the Agg backend is chosen then only when no backend has been
 selected yet (a batch job); a notebook keeps its inline backend.
@@ -30,7 +32,8 @@ from ._atomic import atomic_path
 from .errors import ArgumentError
 from .flavours import FLAVOUR_CODES
 
-__all__ = ["RocPlot", "HistogramPlot", "EfficiencyPlot", "ReweightingPlot", "HistoryPlot", "FLAVOUR_LABELS",
+__all__ = ["RocPlot", "HistogramPlot", "EfficiencyPlot", "ReweightingPlot", "HistoryPlot", "ParameterPlot",
+           "EquivalencePlot", "FLAVOUR_LABELS",
            "BACKGROUND_LINESTYLES", "tagger_colours"]
 
 FLAVOUR_LABELS = {"b": "b jets", "c": "c jets", "udsg": "udsg jets"}
@@ -442,6 +445,123 @@ class HistoryPlot(_Plot):
     @staticmethod
     def _epoch(row) -> int:
         return int(row["epoch"])  # counted from 1, as Run.history() gives them
+
+
+class ParameterPlot(_Plot):
+    """A metric against one scanned parameter (:meth:`deepjet_nb.scan.Scan.parameter_plot` fills one).
+
+    Add series with :meth:`add`: the parameter's values, the metric's mean over seeds and its spread (error
+    bars), one series per combination of the other scanned parameters. Numeric values spanning a factor 10 or
+    more (learning rates) get a log x axis; other values are placed at equal steps in the order given. After
+    :meth:`draw`, ``series[label] = (x, mean, err)`` for every series drawn.
+    """
+
+    def __init__(self, parameter: str, metric: str, *, metric_label: str | None = None, title: str | None = None):
+        self.parameter = parameter
+        self.metric = metric
+        # a scan's metric may be nested in what a notebook recorded: "last.val_beff_at_mistag_0.01"
+        known = [label for name, label in METRIC_LABELS.items() if metric == name or metric.endswith(f".{name}")]
+        self.metric_label = metric_label or (known[0] if known else metric)
+        self.title = title
+        self.added = []
+        self.series = {}
+
+    def add(self, x: Sequence, mean: Sequence[float], err: Sequence[float] | None = None, *,
+            label: str | None = None) -> ParameterPlot:
+        """Add a series: values ``x`` of the parameter, ``mean`` of the metric and its spread ``err``."""
+        if len(x) != len(mean) or (err is not None and len(err) != len(mean)):
+            raise ArgumentError(f"ParameterPlot({self.parameter!r}): x, mean and err differ in length")
+        self.added.append((list(x), np.asarray(mean, float),
+                           np.zeros(len(mean)) if err is None else np.asarray(err, float), label))
+        return self
+
+    def draw(self):
+        """Draw into a new figure and return it. Raises :class:`ArgumentError` with no series."""
+        if not self.added:
+            raise ArgumentError(f"ParameterPlot({self.parameter!r}): no series added")
+        values = list(dict.fromkeys(v for x, *_ in self.added for v in x))
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        logx = numeric and min(values) > 0 and max(values) / min(values) >= 10
+        position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
+        self.close()
+        self.series = {}
+        with _style():
+            fig, ax = _subplots(figsize=(10, 8))
+            for x, mean, err, label in self.added:
+                xs = np.array([position[v] for v in x], dtype=float)
+                ax.errorbar(xs, mean, yerr=err, marker="o", markersize=8, capsize=5, linewidth=2,
+                            label=label)
+                self.series[label] = (x, mean, err)
+            if logx:
+                ax.set_xscale("log")
+            if not numeric:
+                ax.set_xticks(range(len(values)), [str(v) for v in values])
+            ax.set_xlabel(self.parameter)
+            ax.set_ylabel(self.metric_label)
+            if any(label for *_, label in self.added):
+                ax.legend(frameon=False, fontsize=16, title=self.title, title_fontsize=16)
+            experiment_label(ax)
+            fig.tight_layout()
+        self.figure = fig
+        return fig
+
+
+class EquivalencePlot(_Plot):
+    """Deployed versus training discriminants of the same jets: one 2D histogram per discriminant (x = the
+    training framework, y = the deployed model, log colour scale), as the CMSSW integration checks showed it.
+
+    Add discriminants with :meth:`add`; after it, ``histograms[name] = (edges, counts)`` (counts indexed
+    ``[x_bin][y_bin]``) and ``max_abs_diff[name]``; ``off_diagonal(name)`` counts the jets outside the
+    diagonal bins (0 when the two agree to better than a bin).
+    """
+
+    def __init__(self, *, bins: int = 50, range: tuple[float, float] = (0.0, 1.0), title: str | None = None,
+                 xlabel: str = "training", ylabel: str = "deployed"):
+        self.histograms, self.max_abs_diff = {}, {}
+        self.axis_labels = (xlabel, ylabel)
+        self.title = title
+        self.edges = np.linspace(range[0], range[1], bins + 1)
+
+    def add(self, name: str, training, deployed) -> EquivalencePlot:
+        """Histogram discriminant ``name`` (e.g. "b", "CvsL"): per-jet values of both sides, same jets in the same
+        order. Values outside the range go to the first/last bin. Raises :class:`ArgumentError` for arrays of
+        different lengths."""
+        x = np.asarray(training, dtype=np.float64)
+        y = np.asarray(deployed, dtype=np.float64)
+        if x.shape != y.shape:
+            raise ArgumentError(f"EquivalencePlot({name!r}): {len(x)} training and {len(y)} deployed values")
+        lo, hi = self.edges[0], self.edges[-1]
+        counts, _, _ = np.histogram2d(np.clip(x, lo, hi), np.clip(y, lo, hi), bins=(self.edges, self.edges))
+        self.histograms[name] = (self.edges, counts)
+        self.max_abs_diff[name] = float(np.max(np.abs(y - x))) if len(x) else 0.0
+        return self
+
+    def off_diagonal(self, name: str) -> int:
+        _, counts = self.histograms[name]
+        return int(counts.sum() - np.trace(counts))
+
+    def draw(self):
+        if not self.histograms:
+            raise ArgumentError("EquivalencePlot: no discriminants added")
+        from matplotlib.colors import LogNorm
+
+        self.close()
+        with _style():
+            fig, axes = _subplots(1, len(self.histograms), figsize=(9 * len(self.histograms), 8), squeeze=False)
+            for ax, (name, (edges, counts)) in zip(axes[0], self.histograms.items()):
+                mesh = ax.pcolormesh(edges, edges, np.where(counts > 0, counts, np.nan).T, cmap="viridis",
+                                     norm=LogNorm(vmin=1, vmax=max(counts.max(), 1)))
+                ax.plot(edges[[0, -1]], edges[[0, -1]], color="grey", linestyle=":", linewidth=1)
+                fig.colorbar(mesh, ax=ax, label="Jets")
+                label = DISCRIMINANT_LABELS.get(name, name)
+                ax.set_xlabel(f"{label} ({self.axis_labels[0]})")
+                ax.set_ylabel(f"{label} ({self.axis_labels[1]})")
+                text = "\n".join([*([self.title] if self.title else []), f"max |Δ| = {self.max_abs_diff[name]:.1e}"])
+                ax.text(0.04, 0.95, text, transform=ax.transAxes, va="top", fontsize=16)
+                experiment_label(ax)
+            fig.tight_layout()
+        self.figure = fig
+        return fig
 
 
 def experiment_label(ax) -> None:

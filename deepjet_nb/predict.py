@@ -23,6 +23,7 @@ TensorFlow/Keras are imported only when a model is loaded.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -30,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path
+from ._args import integer, paths as as_paths
+from ._atomic import atomic_path, check_output, remove_stale
 from .convert import DEFAULT_STEP_SIZE
 from .dataset import MANIFEST
-from .errors import ArgumentError, DatasetError, RunError
+from .errors import ArgumentError, DatasetError, DeepJetError, RunError
 from .run import Run, open_run
 
 __all__ = ["predict", "TREE", "PROB_PREFIX", "TRUTH_PREFIX", "register_cli"]
@@ -49,7 +51,7 @@ DEFAULT_BATCH_SIZE = 1024
 
 def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             model=None, which: str = "auto", shards: Sequence[str] | None = None, step_size: int = DEFAULT_STEP_SIZE,
-            batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> Path:
+            batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True, jobs: int = 1, scheduler=None) -> Path:
     """Run a trained model over ``inputs`` and write the prediction file ``out``.
 
     Inputs: ``run_dir`` a run directory (or a :class:`Run`); ``inputs`` ROOT ntuples and/or converted
@@ -58,6 +60,11 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
     ``shards`` restricts dataset inputs to these shard names; ``step_size`` jets per chunk;
     ``batch_size`` jets per forward pass. Returns ``out`` as a Path.
 
+    ``jobs`` > 1 (local processes) or ``scheduler`` (a Dask address or ``distributed.Client``) predict the
+    inputs file by file on a :class:`deepjet_nb.parallel.Runner`, each worker loading the run's model once;
+    the file holds the same jets and numbers in the same order as with ``jobs=1``, which streams in this process
+    (memory bounded by ``step_size``; a worker holds one input file's predictions).
+
     Raises :class:`RunError` (run directory), :class:`InputFileError` (ROOT input: file, tree or branch),
     :class:`DatasetError` (a dataset made with other classes, inputs or normalisation than the run),
     :class:`ArgumentError` for no inputs or bad sizes. Nothing is left at ``out`` on failure.
@@ -65,35 +72,94 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
     import uproot
 
     run = run_dir if isinstance(run_dir, Run) else open_run(run_dir)
-    if not inputs:
-        raise ArgumentError("predict: no input files given")
-    if step_size < 1 or batch_size < 1:
-        raise ArgumentError(f"predict: step_size and batch_size must be >= 1, got {step_size}, {batch_size}")
-    sources = [_source(Path(p), run) for p in inputs]
-    model = model if model is not None else run.load_model(which)
-    _check_model(model, run)
+    inputs = as_paths(inputs, "predict", "input files")
+    step_size = integer(step_size, "step_size", "predict", minimum=1)
+    batch_size = integer(batch_size, "batch_size", "predict", minimum=1)
+    out = check_output(out, what="prediction file")
+    sources = [_source(p, run) for p in inputs]
+    shards = _check_shards(shards, [path for kind, path, _ in sources if kind == "dataset"])
+    parallel = scheduler is not None or integer(jobs, "jobs", "predict", minimum=1) > 1
+    if parallel and model is not None:
+        raise ArgumentError("predict: a model object cannot be sent to worker processes; leave model=None (each "
+                            "worker loads the run's model) or use jobs=1")
+    model_file = run.model_path(which) if model is None else None
+    remove_stale(out.parent, out.name)  # temporaries of a run killed with SIGKILL
+    if parallel:
+        items = [(kind, str(path)) for kind, path, _ in sources]
+        args = (str(run.path), which, shards, step_size, batch_size)
+        from .parallel import Runner
+
+        with Runner(jobs, scheduler, len(items), what="predict") as runner, atomic_path(out) as tmp, \
+                uproot.recreate(tmp) as file:
+            writer = _TreeWriter(file, run)
+            for (_, path), ok, value in runner.map(predict_file, items, args, desc="predicting", progress=progress,
+                                                   ordered=True, window=runner.jobs):
+                if not ok:
+                    raise DeepJetError(f"predict: {value}")
+                if value is not None:
+                    writer.extend(value)
+            writer.close()
+        return out
+    if model is None:
+        model = run.load_model(which)
+    _check_model(model, run, model_file)
     bar = _progress(progress, sum(n for _, _, n in sources))
-    out = Path(out)
     with atomic_path(out) as tmp, uproot.recreate(tmp) as file:
-        tree = None
+        writer = _TreeWriter(file, run)
         for kind, path, _ in sources:
-            chunks = (_root_chunks(path, run, step_size) if kind == "root"
-                      else _dataset_chunks(path, run, shards, step_size))
-            for spectator_names, chunk in chunks:
-                probs = _infer(model, run, chunk, batch_size)
-                branches = _branches(run.classes, probs, chunk["label"], spectator_names, chunk["spectators"],
-                                     path)
-                if tree is None:
-                    tree = file.mktree(TREE, {k: v.dtype for k, v in branches.items()})
-                tree.extend(branches)
-                bar.update(len(probs))
-        if tree is None:  # every input was empty: still write a valid, empty tree with all branches
-            names = run.config.spectators
-            empty = _branches(run.classes, np.zeros((0, len(run.classes)), np.float32), np.zeros(0, np.int8),
-                              list(names), np.zeros((0, len(names)), np.float32), run.path)
-            file.mktree(TREE, {k: v.dtype for k, v in empty.items()})
+            for branches in _file_branches(kind, path, run, model, shards, step_size, batch_size):
+                writer.extend(branches)
+                bar.update(len(branches[f"{PROB_PREFIX}{run.classes[0]}"]))
+        writer.close()
     bar.close()
     return out
+
+
+def predict_file(source: tuple[str, str], run_dir: str, which: str, shards, step_size: int,
+                 batch_size: int) -> dict[str, np.ndarray] | None:
+    """Runner worker: the output branches of one input ``(kind, path)`` ("root" or "dataset"), with the run's
+    model loaded once per worker process; None for an input without jets."""
+    kind, path = source
+    run = open_run(run_dir)
+    model = _worker_model(run_dir, which)
+    parts = list(_file_branches(kind, Path(path), run, model, shards, step_size, batch_size))
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else None
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_model(run_dir: str, which: str):
+    run = open_run(run_dir)
+    model = run.load_model(which)
+    _check_model(model, run, run.model_path(which))
+    return model
+
+
+def _file_branches(kind, path, run, model, shards, step_size, batch_size) -> Iterator[dict[str, np.ndarray]]:
+    """The output branches of one input, chunk by chunk (at most ``step_size`` jets each)."""
+    chunks = (_root_chunks(path, run, step_size) if kind == "root" else _dataset_chunks(path, run, shards, step_size))
+    for spectator_names, chunk in chunks:
+        probs = _infer(model, run, chunk, batch_size)
+        yield _branches(run.classes, probs, chunk["label"], spectator_names, chunk["spectators"], path)
+
+
+class _TreeWriter:
+    """The output tree, made from the first chunk's branch types; an empty tree with every branch when no input
+    had jets (a valid file that evaluate reads)."""
+
+    def __init__(self, file, run):
+        self.file, self.run, self.tree = file, run, None
+
+    def extend(self, branches):
+        if self.tree is None:
+            self.tree = self.file.mktree(TREE, {k: v.dtype for k, v in branches.items()})
+        self.tree.extend(branches)
+
+    def close(self):
+        if self.tree is None:
+            names = self.run.config.spectators
+            empty = _branches(self.run.classes, np.zeros((0, len(self.run.classes)), np.float32),
+                              np.zeros(0, np.int8), list(names), np.zeros((0, len(names)), np.float32), self.run.path)
+            self.file.mktree(TREE, {k: v.dtype for k, v in empty.items()})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -158,11 +224,35 @@ def _dataset_chunks(path, run, shards, step_size):
             yield names, chunk
 
 
-def _check_model(model, run):
+def _check_shards(shards, datasets):
+    """The shard names to predict on, each of which must be in a dataset input (None: all shards)."""
+    if shards is None:
+        return None
+    shards = [shards] if isinstance(shards, str) else list(shards)
+    if not datasets:
+        raise ArgumentError("predict: shards are chosen from converted-dataset inputs, but no input is a dataset")
+    from .dataset import open_dataset
+
+    known = {name for path in datasets for name in open_dataset(path).shard_names}
+    unknown = [s for s in shards if s not in known]
+    if unknown:
+        raise ArgumentError(f"predict: no shard {unknown[0]!r} in {', '.join(map(str, datasets))} "
+                            f"(shards: {', '.join(sorted(known))})")
+    return shards
+
+
+def _check_model(model, run, model_file=None):
+    """The model must take the run's input groups with their shapes and give one output per class."""
+    where = model_file or "the given model"
     width = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
     if width is not None and width != len(run.classes):
-        raise RunError(f"{run.path}: the model has {width} outputs, the run has {len(run.classes)} "
+        raise RunError(f"{where}: the model has {width} outputs, the run has {len(run.classes)} "
                        f"classes {run.classes}")
+    if getattr(model, "inputs", None):
+        have = {t.name.split(":")[0]: list(t.shape[1:]) for t in model.inputs}
+        want = {g: list(spec["shape"]) for g, spec in run.inputs.items()}
+        if have != want:
+            raise RunError(f"{where}: model inputs {have} differ from the run's {MANIFEST} inputs {want}")
 
 
 def _infer(model, run, chunk, batch_size):
@@ -233,13 +323,17 @@ def register_cli(subparsers) -> None:
     p.add_argument("--step-size", type=int, default=DEFAULT_STEP_SIZE, metavar="N",
                    help="jets per chunk (bounds memory)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N", help="jets per forward pass")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="local worker processes, one input file each (default 1: stream in this process)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)
 
 
 def _cli(args) -> int:
     out = predict(args.run, args.inputs, args.out, which=args.model, shards=args.shards, step_size=args.step_size,
-                  batch_size=args.batch_size, progress=not args.no_progress)
+                  batch_size=args.batch_size, progress=not args.no_progress, jobs=args.jobs,
+                  scheduler=args.scheduler)
     import uproot
 
     with uproot.open(out) as f:

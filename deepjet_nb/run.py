@@ -28,13 +28,14 @@ import csv
 import functools
 import io
 import json
+import math
 import os
 import time
 import zipfile
 from pathlib import Path
 
 from ._atomic import atomic_path, write_text_atomic
-from ._jsonio import read_object
+from ._jsonio import dumps, read_object
 from .dataset import MANIFEST, Manifest, ManifestView
 from .errors import ArgumentError, RunError
 
@@ -205,7 +206,7 @@ class Run(ManifestView):
     def last_state(self) -> dict | None:
         """The readable copy of the last checkpoint's state (no history), or None before the first epoch."""
         path = self.file(LAST_STATE)
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_object(path, error=RunError, what="run state") if path.is_file() else None
 
     # -- summary ----------------------------------------------------------------------------------------
 
@@ -259,7 +260,11 @@ def load_checkpoint(path: str | os.PathLike):
         model = keras.models.load_model(path)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError) as err:
         raise RunError(f"{path}: not a readable deepjet-nb checkpoint ({err})") from None
-    state["best_val_loss"] = float(state["best_val_loss"])
+    if not isinstance(state, dict):
+        raise RunError(f"{path}: the run state {STATE_MEMBER} is not a JSON object")
+    # strict JSON has no Infinity: a run without a validation loss yet stores null
+    best = state.get("best_val_loss")
+    state["best_val_loss"] = math.inf if best is None else float(best)
     if state.get("version", 1) < 2:  # epochs counted from 0: "epoch" was the last finished one's index
         state.update(version=STATE_VERSION, epoch=state["epoch"] + 1, best_epoch=state["best_epoch"] + 1,
                      history=_one_based(state["history"]))
@@ -286,4 +291,5 @@ def keras_path(destination):
 
 
 def _json(obj) -> str:
-    return json.dumps(obj, indent=1, default=str, allow_nan=True) + "\n"
+    # strict JSON (no NaN/Infinity: null), readable by any parser; paths and other objects as text
+    return dumps(json.loads(json.dumps(obj, default=str, allow_nan=True)))

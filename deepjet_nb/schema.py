@@ -107,3 +107,25 @@ def counter_of(branch: str) -> str | None:
     """The counter branch of a jagged branch (None for a scalar or unknown branch)."""
     objects = object_list(branch)
     return objects.counter if objects else None
+
+
+def branch_problem(name: str, jagged: bool, dtype) -> str | None:
+    """Why a branch stored as one value per jet (``jagged`` false) or a list per jet, of numpy ``dtype``, does
+    not fit the schema entry ``name``; None when it fits or ``name`` is not a schema branch.
+
+    Lists must be lists and scalars scalars; the truth flags and flavours must be integers (or bools), since a
+    fractional flag would silently move jets out of their class; every other branch must be numeric, not bool.
+    """
+    if name not in ALL_BRANCHES:
+        return None
+    if jagged != (name in JAGGED):
+        have, want = ("a list", "one value") if jagged else ("one value", "a list")
+        return f"branch {name!r} holds {have} per jet; the schema has {want} per jet"
+    kind = getattr(dtype, "kind", "O")
+    if name in FLAVOUR_FLAGS + FLAVOUR_INTS:
+        if kind not in "iub":
+            return f"branch {name!r} has type {dtype}; truth flags and flavours are integers (0/1 flags)"
+    elif kind not in "iuf":
+        return f"branch {name!r} has type {dtype}; the schema has a number (float32)"
+    return None
+

@@ -40,14 +40,16 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import ArgumentError, DatasetError, RunError
+from ._args import integer, number
+from ._atomic import check_output, remove_stale
+from ._lock import output_lock
+from .errors import ArgumentError, DatasetError, DeepJetError, RunError
 from .flavours import CLASS_FLAVOURS, FLAVOUR_CODES, discriminants
 from .models import MODEL_NAMES, get_builder
-from .run import MODEL_FILES, STATE_VERSION, Run
+from .run import CHECKPOINTS, MODEL_FILES, STATE_VERSION, Run
 
 __all__ = ["RECIPES", "TrainConfig", "Trainer", "train", "validation_metrics", "register_cli"]
 
@@ -137,9 +139,10 @@ class Trainer:
         unknown = set(options) - {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data"}
         if unknown:
             raise ArgumentError(f"unknown training options {sorted(unknown)}")
-        self.run_dir = Path(out)
+        self.run_dir = check_output(out, directory=True, what="run directory")
         self.run = Run(out)
         self.dataset = open_dataset(data)
+        self.dataset.verify()  # a bad shard is named now, not as a tf.data traceback after the run dir exists
         self.dashboard_mode = dashboard
         given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **options}
         given = {k: v for k, v in given.items() if v is not None}
@@ -168,6 +171,14 @@ class Trainer:
         ``callbacks``: extra Keras callbacks (they see the validation metrics in the epoch logs). Writes the
         run directory as training goes; the final model is written when training ends.
         """
+        with output_lock(self.run_dir, what="deepjet-nb train"):
+            remove_stale(self.run_dir)
+            remove_stale(self.run_dir / CHECKPOINTS)  # checkpoints of a run killed with SIGKILL
+            if not self.resuming:
+                self._refuse_existing_run()  # another Trainer may have written a run here since __init__
+            return self._fit_locked(callbacks)
+
+    def _fit_locked(self, callbacks):
         import keras
 
         from .pipeline import JetBatches
@@ -208,14 +219,21 @@ class Trainer:
                 self.model.fit(train.as_tf_dataset(start_epoch=start), epochs=end, initial_epoch=start,
                                steps_per_epoch=train.steps_per_epoch, callbacks=callbacks, shuffle=False,
                                verbose=0)
+        except DeepJetError:
+            self._end_dashboard("failed")
+            raise
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
             self._log(f"interrupted during epoch {state['epoch'] + 1}; last checkpoint: epoch {state['epoch']}")
             self._finish()
             raise KeyboardInterrupt(f"training interrupted; {self.run_dir} keeps the {state['epoch']} finished "
                                     f"epochs (resume='auto' continues)") from None
-        except BaseException:
+        except BaseException as err:
             self._end_dashboard("failed")
+            # an error of the data reaches us wrapped by tf.data in a long traceback: raise the error itself
+            failure = next((b.failure for b in (train, getattr(self, "_val", None)) if getattr(b, "failure", None)), None)
+            if failure is not None and not isinstance(err, KeyboardInterrupt):
+                raise failure from None
             raise
         self._finish()
         self.resuming = True  # the directory now holds this run: a second fit() continues it
@@ -300,11 +318,24 @@ class Trainer:
 
     @staticmethod
     def _check_values(cfg: TrainConfig):
-        if cfg.epochs < 1 or cfg.batch_size < 1 or not cfg.lr > 0:
-            raise ArgumentError(f"epochs ({cfg.epochs}) and batch_size ({cfg.batch_size}) must be >= 1 and "
-                                f"lr ({cfg.lr}) > 0")
-        if not 0 <= cfg.val_fraction < 1:
+        what = "Trainer"
+        for key in ("epochs", "batch_size", "lr_patience", "buffer_shards"):
+            integer(getattr(cfg, key), key, what, minimum=1)
+        integer(cfg.patience, "patience", what, minimum=0)
+        integer(cfg.seed, "seed", what)
+        if cfg.freeze_input_bn_after is not None:
+            integer(cfg.freeze_input_bn_after, "freeze_input_bn_after", what, minimum=0)
+        number(cfg.lr, "lr", what, positive=True)
+        if cfg.lr_after_freeze is not None:
+            number(cfg.lr_after_freeze, "lr_after_freeze", what, positive=True)
+        number(cfg.lr_factor, "lr_factor", what, positive=True, maximum=1)
+        number(cfg.min_lr, "min_lr", what, minimum=0)
+        if not 0 <= number(cfg.val_fraction, "val_fraction", what) < 1:
             raise ArgumentError(f"val_fraction must lie in [0, 1), got {cfg.val_fraction}")
+        if not isinstance(cfg.in_memory, bool):
+            raise ArgumentError(f"{what}: in_memory must be True or False, got {cfg.in_memory!r}")
+        if not isinstance(cfg.hyper, dict):
+            raise ArgumentError(f"{what}: hyper must be a dict of builder keywords, got {cfg.hyper!r}")
 
     def _write_run_files(self):
         """Configs and manifest copy; written once, at the start of a new run (a resume keeps them)."""
@@ -323,6 +354,10 @@ class Trainer:
 
         if self.resuming and self.run.file(MODEL_FILES["last"]).is_file():
             self.model, state = self.run.load_checkpoint("last")
+            built = state.get("model", self.model.name if self.model.name in MODEL_NAMES else self.config.model)
+            if built != self.config.model:
+                raise RunError(f"{self.run.file(MODEL_FILES['last'])}: the checkpoint holds a {built} model, "
+                               f"train_config.json says {self.config.model}; the run directory is inconsistent")
             self._log(f"resumed from {MODEL_FILES['last']} after epoch {state['epoch']}")
             # history.csv may have missed the last rows if the process died after the checkpoint.
             self.history = list(state["history"])
@@ -330,7 +365,8 @@ class Trainer:
         else:
             self.model = build_model(self.config.model, self.dataset.manifest, **self.config.hyper)
             # "epoch": the last finished epoch, counted from 1 (0: none yet), as in history.csv.
-            state = {"version": STATE_VERSION, "epoch": 0, "history": [], "best_val_loss": math.inf,
+            state = {"version": STATE_VERSION, "model": self.config.model, "epoch": 0, "history": [],
+                     "best_val_loss": math.inf,
                      "best_epoch": 0, "wait": 0, "lr_wait": 0, "lr": self.config.lr, "stopped": None}
         self._state = state
         return state
@@ -375,6 +411,7 @@ class Trainer:
         self._epoch_start = time.perf_counter()
         self._steps_seen = 0
         self.model.optimizer.learning_rate = self._state["lr"]
+        _reseed_dropout(self.model, self.config.seed, epoch)
 
     def _on_batch_end(self):
         self._steps_seen += 1
@@ -587,6 +624,22 @@ def _hooks_callback(trainer: Trainer):
             trainer._on_epoch_end(epoch, logs if logs is not None else {})
 
     return _TrainerHooks()
+
+
+def _reseed_dropout(model, seed: int, epoch: int) -> None:
+    """Set the random stream of every dropout (and other seeded) layer from ``(seed, epoch)``.
+
+    Keras keeps a layer's random state in a ``SeedGenerator`` variable that ``model.save`` does not write, so a
+    model loaded from a checkpoint would draw other dropout masks than the uninterrupted run. Reseeding at the
+    start of each epoch makes the masks of epoch ``e`` depend only on (seed, e): a resumed run is then
+    bit-identical to an uninterrupted one.
+    """
+    generators = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    if not generators:
+        return
+    seeds = np.random.SeedSequence([seed, epoch]).generate_state(len(generators)) % (2**31 - 1)
+    for variable, value in zip(generators, seeds):
+        variable.assign(np.array([value, 0], dtype=variable.dtype))
 
 
 def _fmt(value) -> str:

@@ -1,4 +1,4 @@
-"""Interactive widgets for notebooks: the ROC explorer.
+"""Interactive widgets for notebooks: the ROC explorer and the scan explorer.
 
 :class:`RocExplorer` compares taggers on the same jets: pick taggers, the signal (b or c) and background,
 a jet-pT window, and move a working-point slider (target mistag, log scale). A table shows, per tagger, the
@@ -13,6 +13,12 @@ Example (in a notebook)::
     import deepjet_nb.evaluate as ev
     from deepjet_nb.widgets import RocExplorer
     RocExplorer(ev.load_taggers(["deepjet.root", "deepcsv.root"]))
+
+:class:`ScanExplorer` compares the points of a parameter scan (:mod:`deepjet_nb.scan`): the table sorted and
+filtered by parameter values, the metric of choice against each scanned parameter with the seed spread as
+error bars, and the ROC curves of selected points overlaid (from the prediction files their notebooks left).
+``ScanExplorer("runs/scan")`` opens a scan directory; ``deepjet-nb scan`` writes the same plots to its
+``plots/``.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import ArgumentError
+from .scan import Scan, open_scan, value_key, value_text
 
-__all__ = ["RocExplorer"]
+__all__ = ["RocExplorer", "ScanExplorer"]
 
 _BACKGROUNDS = {"b": ("udsg", "c"), "c": ("udsg", "b")}
 MIN_BACKGROUND = 100  # fewer background jets than this in the window: the mistag is too coarse to trust
@@ -177,3 +184,117 @@ class RocExplorer:
             plot.mark(n["efficiency"], max(n["mistag"], plot.mistag_range[0]))
         self.plot.value = plot.png(dpi=60)
         plot.close()
+
+
+class ScanExplorer:
+    """Comparison widget of a parameter scan (see the module docstring): a :class:`~deepjet_nb.scan.Scan` or
+    the path of a scan directory.
+
+    Controls (ipywidgets, public): ``metric`` (Dropdown of the recorded numbers), ``sort_by`` (Dropdown of the
+    table's columns) and ``descending`` (Checkbox), ``filters[parameter]`` (SelectMultiple of its values; a
+    point is shown when each of its values is selected), ``roc_points`` (SelectMultiple of the points that
+    left prediction files; the best three by the metric at first). Outputs: ``table`` (HTML), ``plots``
+    (parameter → Image of the metric against it), ``roc`` (Image). After each change, ``rows`` (the table's
+    rows, in order), ``series`` (parameter → :meth:`~deepjet_nb.scan.Scan.spread` of the shown points) and
+    ``roc_labels`` (the curves drawn) hold what is shown. ``plot=False`` skips drawing (the numbers are the
+    same). Raises :class:`ArgumentError` when no point of the scan recorded a number.
+    """
+
+    def __init__(self, scan, *, metric: str | None = None, plot: bool = True):
+        import ipywidgets as w
+
+        from .plots import tagger_colours
+
+        self.scan = scan if isinstance(scan, Scan) else open_scan(scan)
+        metric = self.scan.check_metric(metric) if metric else self.scan.default_metric()
+        self._draw_plots = plot
+        self._roc_cache = {}
+        self.rows, self.series, self.roc_labels = [], {}, []
+        self._all_rows = self.scan.rows()
+        columns = [*self.scan.keys, *self.scan.metrics, "wall_s", "status"]
+        self.metric = w.Dropdown(options=self.scan.metrics, value=metric, description="Metric")
+        self.sort_by = w.Dropdown(options=columns, value=metric, description="Sort by")
+        self.descending = w.Checkbox(value=True, description="descending")
+        self.filters = {k: w.SelectMultiple(options=[(_cell(v), value_key(v)) for v in values],
+                                            value=tuple(value_key(v) for v in values), description=k,
+                                            rows=min(len(values), 5))
+                        for k, values in self.scan.grid.items()}
+        with_predictions = [r["id"] for r in self._all_rows if self.scan.predictions(r["id"])]
+        best = [i for i in self.scan.best(metric) if i in with_predictions][:3]
+        self.roc_points = w.SelectMultiple(options=[(self.scan.roc_label(i), i) for i in with_predictions],
+                                           value=tuple(best), description="ROC of",
+                                           rows=min(len(with_predictions) or 1, 6),
+                                           layout=w.Layout(width="500px"))
+        self.colours = tagger_colours([self.scan.roc_label(i) for i in with_predictions])
+        self.table = w.HTML()
+        # PNGs in Image widgets (as in RocExplorer): the same with any matplotlib backend, live or headless.
+        self.plots = {k: w.Image(format="png", layout=w.Layout(width="420px")) for k in self.scan.varied}
+        self.roc = w.Image(format="png", layout=w.Layout(width="520px"))
+        for control in (self.metric, self.sort_by, self.descending, self.roc_points, *self.filters.values()):
+            control.observe(lambda change: self.update(), names="value")
+        self.widget = w.VBox([
+            w.HBox([self.metric, self.sort_by, self.descending]),
+            w.HBox(list(self.filters.values())),
+            self.table,
+            w.HBox(list(self.plots.values())),
+            *([self.roc_points, self.roc] if with_predictions else []),
+        ])
+        self.update()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def update(self) -> None:
+        """Recompute the shown rows, the metric's spread and the ROC overlay for the current controls."""
+        metric = self.metric.value
+        shown = [r for r in self._all_rows
+                 if all(value_key(r[k]) in set(control.value) for k, control in self.filters.items())]
+        key = self.sort_by.value
+        numbers = [r for r in shown if isinstance(r.get(key), (int, float)) and r.get(key) == r.get(key)]
+        others = [r for r in shown if r not in numbers]
+        numbers.sort(key=lambda r: r[key], reverse=self.descending.value)
+        others.sort(key=lambda r: _cell(r.get(key)), reverse=self.descending.value)
+        self.rows = numbers + others
+        self.series = {k: self.scan.spread(metric, k, self.rows) for k in self.plots}
+        self.table.value = self._table_html(metric)
+        plot = self.scan.roc_plot(list(self.roc_points.value), colours=self.colours, cache=self._roc_cache)
+        self.roc_labels = plot.taggers if plot is not None else []
+        if self._draw_plots:
+            self._draw(metric, plot)
+        elif plot is not None:
+            plot.close()
+
+    def _table_html(self, metric):
+        columns = [*self.scan.keys, metric, *(m for m in self.scan.metrics if m != metric), "wall_s"]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in [*columns, "status"])
+        lines = []
+        for row in self.rows:
+            cells = "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns)
+            status = ("ok" if row["status"] == "ok" else
+                      f'<span style="color:#b00020">failed: {html.escape(str(row["error"]))}</span>')
+            lines.append(f"<tr>{cells}<td style='text-align:left'>{status}</td></tr>")
+        style = "<style>.deepjet-nb-scan td, .deepjet-nb-scan th {padding: 2px 8px; text-align: right}</style>"
+        caption = (f"<b>{len(self.rows)} of {len(self._all_rows)} points</b>, "
+                   f"sorted by {html.escape(self.sort_by.value)}")
+        return f"{style}{caption}<table class='deepjet-nb-scan'><tr>{head}</tr>{''.join(lines)}</table>"
+
+    def _draw(self, metric, roc_plot):
+        for parameter, image in self.plots.items():
+            if not any(s["x"] for s in self.series[parameter].values()):
+                image.value = b""
+                continue
+            plot = self.scan.parameter_plot(metric, parameter, self.rows)
+            image.value = plot.png(dpi=50)
+            plot.close()
+        if roc_plot is None:
+            self.roc.value = b""
+        else:
+            self.roc.value = roc_plot.png(dpi=50)
+            roc_plot.close()
+
+
+def _cell(value) -> str:
+    """A table cell: empty for a missing value."""
+    return "" if value is None else value_text(value)

@@ -27,6 +27,11 @@ def test_tiny_demo_writes_predictions_metrics_plots_and_notebooks(tmp_path, caps
             assert set(tasks[task]["eff_at_mistag"]) == {"0.1", "0.01", "0.001"}
     assert (tmp_path / "plots" / "roc_b.png").stat().st_size > 10_000
     assert "eff@1%" in capsys.readouterr().out
+    for tagger in demo.TAGGERS:  # both exported, checked against training on the test sample
+        report = json.loads((tmp_path / "deploy" / tagger / "equivalence.json").read_text())
+        assert report["passed"] and report["max_abs_diff"] < 1e-4
+        assert report["jets"] == uproot.open(tmp_path / "predictions" / f"{tagger}.root")["tree"].num_entries
+        assert (tmp_path / "deploy" / tagger / "equivalence.png").is_file()
 
     # a second run finds everything done: no generation, training or prediction again
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "predictions").iterdir()}

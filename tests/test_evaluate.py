@@ -105,6 +105,22 @@ def test_metrics_have_the_documented_shape_and_rank_the_taggers(taggers):
     assert eff["deepjet"] > eff["deepcsv"]
 
 
+def test_metrics_carry_bootstrap_errors_of_the_size_binomial_statistics_give(taggers):
+    metrics = ev.compute_metrics(taggers)
+    for tasks in metrics.values():
+        for entry in tasks.values():
+            assert set(entry["eff_at_mistag_err"]) == set(entry["eff_at_mistag"])
+    entry = metrics["deepjet"]["b_vs_udsg"]
+    # At a 10 % mistag the efficiency error is at least the binomial error of the b jets at that cut (the
+    # threshold's own uncertainty, from the light jets, adds to it) and at most a few times it.
+    eff = entry["eff_at_mistag"]["0.1"]
+    binomial = np.sqrt(eff * (1 - eff) / entry["n_signal"])
+    assert binomial * 0.8 < entry["eff_at_mistag_err"]["0.1"] < binomial * 4
+    assert 0 < entry["auc_err"] < 0.02
+    # Seeded: the same taggers give the same errors.
+    assert ev.compute_metrics(taggers)["deepjet"]["b_vs_udsg"]["auc_err"] == entry["auc_err"]
+
+
 def test_eff_at_mistag_agrees_with_a_direct_cut_on_the_light_jets(taggers):
     tagger = taggers[0]
     b = tagger.discriminants["b"]

@@ -31,19 +31,9 @@ def dataset(synthetic_ntuples, tmp_path_factory):
 @pytest.fixture(scope="module")
 def run_dir(dataset):
     """A run directory with an untrained, seeded DeepCSV model (prediction does not care about training)."""
-    import keras
-    import yaml
+    from fixtures.runs import write_untrained_run
 
-    from deepjet_nb.models import build_model
-
-    manifest = json.loads((dataset / "manifest.json").read_text())
-    run = dataset.parent / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    (run / "data_config.yaml").write_text(yaml.safe_dump(manifest["config"], sort_keys=False))
-    keras.utils.set_random_seed(3)
-    build_model("deepcsv", manifest).save(run / "model.keras")
-    return run
+    return write_untrained_run(dataset, dataset.parent / "run")
 
 
 @pytest.fixture(scope="module")

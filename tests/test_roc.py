@@ -6,7 +6,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from deepjet_nb.errors import ArgumentError
-from deepjet_nb.kernels.roc import auc, eff_at_mistag, roc_auc, roc_curve, threshold_at_mistag
+from deepjet_nb.kernels.roc import auc, bootstrap_errors, eff_at_mistag, roc_auc, roc_curve, threshold_at_mistag
 
 
 def numpy_roc(scores, is_signal, weights=None):
@@ -148,3 +148,56 @@ def test_mistag_outside_unit_interval_is_refused(mistag):
         eff_at_mistag([0, 1], [0, 1], mistag)
     with pytest.raises(ArgumentError, match="mistag"):
         threshold_at_mistag([0, 1], [np.inf, 0.0], mistag)
+
+
+def numpy_bootstrap(scores, is_signal, weights, mistags, n_boot, seed):
+    """Plain-numpy reference of the Poisson bootstrap: the same replica weights, curves from numpy_roc."""
+    rng = np.random.default_rng(seed)
+    weights = np.ones(len(scores)) if weights is None else weights
+    aucs, effs = [], []
+    for _ in range(n_boot):
+        replica = weights * rng.poisson(1.0, len(scores))
+        sig_eff, bkg_eff, _ = numpy_roc(scores, is_signal, replica)
+        aucs.append(np.trapezoid(sig_eff, bkg_eff))
+        effs.append([np.interp(m, bkg_eff, sig_eff) if m < bkg_eff[-1] else sig_eff[-1] for m in mistags])
+    return np.std(aucs, ddof=1), np.std(effs, axis=0, ddof=1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bootstrap_errors_match_a_numpy_reference(weighted):
+    # continuous scores: no ties, so numpy's interpolation along the curve is the kernel's rule
+    scores, is_signal, weights = sample(4, n=800, weighted=weighted)
+    mistags = np.array([0.1, 0.05])
+    auc_err, eff_err = bootstrap_errors(scores, is_signal, weights, mistags, n_boot=40, seed=3)
+    ref_auc, ref_eff = numpy_bootstrap(scores, is_signal, weights, mistags, 40, 3)
+    assert auc_err == pytest.approx(ref_auc, rel=1e-9)
+    np.testing.assert_allclose(eff_err, ref_eff, rtol=1e-9)
+
+
+def test_bootstrap_auc_error_agrees_with_hanley_mcneil_and_shrinks_with_the_sample():
+    # Hanley & McNeil (Radiology 143 (1982) 29): the standard error of an AUC from n_s signal, n_b background.
+    def hanley_mcneil(a, n_s, n_b):
+        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+        return np.sqrt((a * (1 - a) + (n_s - 1) * (q1 - a * a) + (n_b - 1) * (q2 - a * a)) / (n_s * n_b))
+
+    errs = []
+    for n in (2000, 8000):
+        scores, is_signal, _ = sample(5, n=n, weighted=False)
+        a = roc_auc(scores, is_signal)
+        auc_err, _ = bootstrap_errors(scores, is_signal, mistags=0.1, n_boot=200, seed=1)
+        expected = hanley_mcneil(a, is_signal.sum(), (~is_signal).sum())
+        assert auc_err == pytest.approx(expected, rel=0.25)
+        errs.append(auc_err)
+    assert errs[1] / errs[0] == pytest.approx(0.5, rel=0.25)  # 4x the jets: half the error
+
+
+def test_bootstrap_errors_are_seeded_and_validate_their_arguments():
+    scores, is_signal, _ = sample(6, n=500, weighted=False)
+    first = bootstrap_errors(scores, is_signal, mistags=[0.1, 0.01], n_boot=20, seed=9)
+    again = bootstrap_errors(scores, is_signal, mistags=[0.1, 0.01], n_boot=20, seed=9)
+    assert first[0] == again[0] and np.array_equal(first[1], again[1])
+    assert isinstance(bootstrap_errors(scores, is_signal, mistags=0.1, n_boot=5)[1], float)
+    with pytest.raises(ArgumentError, match="n_boot"):
+        bootstrap_errors(scores, is_signal, n_boot=1)
+    with pytest.raises(ArgumentError, match="mistag"):
+        bootstrap_errors(scores, is_signal, mistags=1.5)

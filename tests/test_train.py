@@ -170,11 +170,13 @@ def test_resume_after_sigkill_records_every_epoch_once(synthetic_deepjet, tmp_pa
     run = tmp_path / "killed"
     args = ("--model", "deepjet", "--data", synthetic_deepjet, "--out", run, "--epochs", 3, "--batch-size", 64)
     proc = _cli(*args)
-    state = run / "checkpoints" / "last_state.json"
+    # history.csv is the last file an epoch writes (after the checkpoint, its commit point): wait for it, so
+    # the kill does not fall between the two on a loaded machine.
+    history = run / "history.csv"
     deadline = time.time() + 300
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
+    while not history.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    # The recipe recompiles after epoch 0, so the process is still busy when the first checkpoint lands.
+    # The recipe recompiles after epoch 1, so the process is still busy when the first epoch is recorded.
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGKILL)
     proc.communicate()

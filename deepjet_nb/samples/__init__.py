@@ -58,6 +58,8 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--out", required=True, help="output ROOT file")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the blocks on a Dask cluster, e.g. tcp://host:8786 (same file as locally)")
     parser.add_argument("--pthat-min", type=float, default=None,
                         help="minimum pT of the hard process in GeV (default: 30 for qcd, none for ttbar)")
     parser.add_argument("--pileup", type=float, default=0.0,
@@ -70,6 +72,7 @@ def _run_cli(args) -> int:
     from .producer import generate
 
     summary = generate(args.process, args.events, args.out, seed=args.seed, jobs=args.jobs,
-                       pthat_min=args.pthat_min, pileup=args.pileup, progress=not args.quiet)
+                       pthat_min=args.pthat_min, pileup=args.pileup, progress=not args.quiet,
+                       scheduler=args.scheduler)
     print(summary)
     return 0

@@ -1,10 +1,14 @@
-"""From Pythia events to a DeepNTuples-schema ROOT file: blocks of events, worker processes, atomic output."""
+"""From Pythia events to a DeepNTuples-schema ROOT file: blocks of events, worker processes, atomic output.
+
+Blocks run on :class:`deepjet_nb.parallel.Runner` (this process, local processes or Dask), like conversion and
+prediction: workers die with the parent and never hang on SIGTERM, and a block's content depends only on
+(seed, block index), so the file is the same whatever ran it.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import queue as queue_module
+import functools
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,26 +16,23 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from .._atomic import atomic_path
-from ..errors import ArgumentError
+from .._args import integer, number
+from .._atomic import atomic_path, check_output, remove_stale
+from ..errors import ArgumentError, DeepJetError
 from .. import schema
 from . import detector, features, truth
 from .pythia import PROCESSES, EventGenerator, _quiet_stdout, block_seed
 
 BLOCK_EVENTS = 100  # events per block: the unit of seeding, parallelism and progress
+MAX_EVENTS = 10**8  # far beyond what a laptop or a batch job generates (days of CPU); bounds the block list
+MAX_PILEUP = 200.0  # HL-LHC design pileup; memory grows with it (1e6 took 12 GB for 10 events)
 JET_PT_MIN = 20.0
 JET_ETA_MAX = 2.5
 JET_R = 0.4
 GEN_MATCH_DR = 0.4
 
-# jagged groups as written: record name -> (field names, counter branch)
-GROUPS = {
-    "Cpfcan": (features.CPF_FIELDS, "nCpfcand"),
-    "Npfcan": (features.NPF_FIELDS, "nNpfcand"),
-    "sv": (features.SV_FIELDS, "nsv"),
-    "TagVarCSVTrk": (features.CSVTRK_FIELDS, "TagVarCSV_jetNSelectedTracks"),
-    "TagVarCSV": (("trackEtaRel",), "TagVarCSV_jetNTracksEtaRel"),
-}
+# jagged groups as written, from the schema: record name -> (field names, counter branch)
+GROUPS = {objects.record: (objects.fields, objects.counter) for objects in schema.OBJECT_LISTS}
 _COUNTER_NAMES = {record: counter for record, (_, counter) in GROUPS.items()}
 
 
@@ -169,83 +170,82 @@ def _cast(out: dict) -> dict:
     return out
 
 
-def _worker(process, pthat_min, pileup, seed, blocks, queue):
-    """Worker process: generate the given blocks in order, put each result on the queue."""
-    try:
-        generator = EventGenerator(process, pthat_min)
-        for block, n_events in blocks:
-            result = process_block(generator, n_events, block_seed(seed, block), pileup)
-            queue.put((block, n_events, result))
-    except BaseException as err:  # report to the parent, which raises
-        queue.put((-1, 0, f"{type(err).__name__}: {err}"))
+def generate_block(block: int, events: int, process: str, pthat_min, pileup: float, seed: int):
+    """Runner worker: ``(n_events, branches)`` of block ``block`` of an ``events``-event sample, seeded from
+    (``seed``, ``block``) only, so any process or machine gives the same content."""
+    n_events = min(BLOCK_EVENTS, events - block * BLOCK_EVENTS)
+    return n_events, process_block(_generator(process, pthat_min), n_events, block_seed(seed, block), pileup)
 
 
-def _plan(events: int) -> list[tuple[int, int]]:
-    n_blocks = -(-events // BLOCK_EVENTS)
-    return [(b, min(BLOCK_EVENTS, events - b * BLOCK_EVENTS)) for b in range(n_blocks)]
+@functools.lru_cache(maxsize=1)
+def _generator(process, pthat_min) -> EventGenerator:
+    # Pythia's set-up costs about a second; a worker keeps its instance for the blocks it runs (every block
+    # reseeds it, so which blocks ran before does not matter).
+    return EventGenerator(process, pthat_min)
 
 
 def validate_arguments(process, events, out, jobs, pthat_min, pileup):
     if process not in PROCESSES:
         raise ArgumentError(f"unknown process {process!r}; choose one of {', '.join(PROCESSES)}")
-    if not isinstance(events, (int, np.integer)) or events <= 0:
+    if isinstance(events, bool) or not isinstance(events, numbers.Integral) or events <= 0:
         raise ArgumentError(f"number of events must be a positive integer, got {events!r}")
-    if jobs < 1:
-        raise ArgumentError(f"--jobs must be at least 1, got {jobs}")
-    if pthat_min is not None and pthat_min < 0:
-        raise ArgumentError(f"--pthat-min must be >= 0, got {pthat_min}")
-    if pileup < 0:
-        raise ArgumentError(f"--pileup must be >= 0, got {pileup}")
+    integer(events, "--events", "generate", maximum=MAX_EVENTS)
+    integer(jobs, "--jobs", "generate", minimum=1)
+    if pthat_min is not None:
+        number(pthat_min, "--pthat-min", "generate", minimum=0)
+    number(pileup, "--pileup", "generate", minimum=0, maximum=MAX_PILEUP)
     out = Path(out)
     if out.suffix != ".root":
         raise ArgumentError(f"output file {str(out)!r} must end in .root")
-    parent = out.parent if str(out.parent) else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)) or not probe.is_dir():
-        raise ArgumentError(f"cannot write {str(out)!r}: directory {str(probe)!r} is not writable")
-    return out
+    return check_output(out, what="output file")
 
 
 def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pthat_min: float | None = None,
-             pileup: float = 0.0, progress: bool = True) -> GenerateSummary:
+             pileup: float = 0.0, progress: bool = True, scheduler=None) -> GenerateSummary:
     """Generate ``events`` Pythia 8 events of ``process`` ("ttbar" or "qcd") and write their jets to ``out``.
 
     One entry per anti-kT R=0.4 jet with pT > 20 GeV and |eta| < 2.5 in tree ``deepntuplizer/tree`` with the
     branches of :mod:`deepjet_nb.schema`. Events are produced in blocks of ``BLOCK_EVENTS``, each
-    seeded from (``seed``, block index), over ``jobs`` worker processes; the same arguments give the same
-    file content. The file appears only when complete.
+    seeded from (``seed``, block index), over ``jobs`` worker processes (or on the Dask cluster of
+    ``scheduler``, an address or a ``distributed.Client``); the same arguments give the same file content,
+    whatever ran the blocks. The file appears only when complete.
 
-    Raises :class:`~deepjet_nb.errors.ArgumentError` for an unknown process, a non-positive number of
-    events or an unwritable output path.
+    Raises :class:`~deepjet_nb.errors.ArgumentError` for an unknown process, a number of events outside
+    1..``MAX_EVENTS``, pileup outside 0..``MAX_PILEUP``, or an unwritable output path.
     """
     out = validate_arguments(process, events, out, jobs, pthat_min, pileup)
-    start = time.perf_counter()
-    plan = _plan(int(events))
-    jobs = min(jobs, len(plan))
-    from tqdm.auto import tqdm
+    from ..parallel import Runner
 
-    bar = tqdm(total=int(events), unit="ev", desc=f"generate {process}", disable=not progress)
+    start = time.perf_counter()
+    events = int(events)
+    n_blocks = -(-events // BLOCK_EVENTS)
     counts = dict.fromkeys(schema.FLAVOUR_FLAGS, 0)
     n_jets = 0
-    with atomic_path(out) as tmp:
-        import uproot
+    remove_stale(out.parent, out.name)  # temporaries of earlier runs killed with SIGKILL
+    try:
+        with Runner(min(jobs, n_blocks), scheduler, n_blocks, what="generate") as runner, atomic_path(out) as tmp:
+            import uproot
 
-        with uproot.recreate(tmp) as file:
-            tree = None
-            for block_result in _results(process, pthat_min, pileup, seed, plan, jobs):
-                n_events, data = block_result
-                if tree is None:
-                    tree = file.mktree(schema.TREE, _branch_types(data), counter_name=_COUNTER_NAMES.__getitem__)
-                if len(data["jet_pt"]):
-                    tree.extend(data)
-                n_jets += len(data["jet_pt"])
-                for flag in schema.FLAVOUR_FLAGS:
-                    counts[flag] += int(np.sum(data[flag]))
-                bar.update(n_events)
-    bar.close()
-    return GenerateSummary(out, process, int(events), n_jets, time.perf_counter() - start, counts)
+            with uproot.recreate(tmp) as file:
+                tree = None
+                # In block order, at most 4 blocks per worker in flight: bounded memory, a reproducible file.
+                for block, ok, value in runner.map(generate_block, range(n_blocks),
+                                                   (events, process, pthat_min, float(pileup), seed),
+                                                   desc=f"generate {process}", progress=progress, unit="block",
+                                                   ordered=True, window=4 * runner.jobs):
+                    if not ok:
+                        raise DeepJetError(f"generate: block {block} failed: {value}")
+                    n_events, data = value
+                    if tree is None:
+                        tree = file.mktree(schema.TREE, _branch_types(data), counter_name=_COUNTER_NAMES.__getitem__)
+                    if len(data["jet_pt"]):
+                        tree.extend(data)
+                    n_jets += len(data["jet_pt"])
+                    for flag in schema.FLAVOUR_FLAGS:
+                        counts[flag] += int(np.sum(data[flag]))
+    finally:
+        _generator.cache_clear()  # the in-process Pythia instance (jobs=1) is not kept after the call
+    return GenerateSummary(out, process, events, n_jets, time.perf_counter() - start, counts)
 
 
 def _branch_types(data):
@@ -253,44 +253,3 @@ def _branch_types(data):
     for name, value in data.items():
         types[name] = value.dtype if isinstance(value, np.ndarray) else value.type
     return types
-
-
-def _results(process, pthat_min, pileup, seed, plan, jobs):
-    """Yield (n_events, branches) per block, in block order, from this process or ``jobs`` workers."""
-    if jobs == 1:
-        generator = EventGenerator(process, pthat_min)
-        for block, n_events in plan:
-            yield n_events, process_block(generator, n_events, block_seed(seed, block), pileup)
-        return
-    # fork where available: "spawn" re-executes a user's script that lacks a __main__ guard; the workers use
-    # only Pythia, numba and numpy, never state (threads, TensorFlow) that the parent may hold
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    queue = ctx.Queue(maxsize=4 * jobs)
-    workers = [ctx.Process(target=_worker, args=(process, pthat_min, pileup, seed, plan[w::jobs], queue), daemon=True)
-               for w in range(jobs)]
-    for w in workers:
-        w.start()
-    pending = {}
-    next_block = 0
-    try:
-        while next_block < len(plan):
-            try:
-                block, n_events, result = queue.get(timeout=1.0)
-            except queue_module.Empty:
-                # a worker killed from outside (or dying before it can report) must not hang the parent
-                dead = [w for w in workers if w.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"a generator worker died with exit code {dead[0].exitcode}") from None
-                continue
-            if block < 0:
-                raise RuntimeError(f"a generator worker failed: {result}")
-            pending[block] = (n_events, result)
-            while next_block in pending:
-                yield pending.pop(next_block)
-                next_block += 1
-    finally:
-        for w in workers:
-            if w.is_alive():
-                w.terminate()
-            w.join()
