@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -150,3 +151,9 @@ def write_text_atomic(destination: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``destination`` atomically."""
     with atomic_path(destination) as tmp:
         tmp.write_text(text)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in blocks (no whole-file copy in memory)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

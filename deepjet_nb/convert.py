@@ -36,7 +36,7 @@ from typing import Iterator
 import numpy as np
 
 from ._args import integer, number, paths as as_paths
-from ._atomic import check_output, remove_stale
+from ._atomic import check_output, remove_stale, sha256_file
 from ._lock import output_lock
 from .config import DERIVED_DEFAULT, DERIVED_SPECTATORS, DataConfig, config_from_dict, load_config
 from .config import evaluate_selection
@@ -508,21 +508,13 @@ def _checksum(path):
     return digest.hexdigest()
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _source_unchanged(record, path):
     """Whether ``path`` still has the checksum its shard record holds (sha256 in datasets written before
     xxh3_128 became the checksum; they resume too)."""
     if CHECKSUM in record:
         return record[CHECKSUM] == _checksum(path)
     if "sha256" in record:
-        return record["sha256"] == _sha256(path)
+        return record["sha256"] == sha256_file(path)
     return False
 
 

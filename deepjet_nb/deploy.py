@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import platform
 import tempfile
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path
+from ._atomic import atomic_path, sha256_file
 from ._lock import output_lock
 from ._jsonio import read_object, write_json
 from .convert import DEFAULT_STEP_SIZE
@@ -228,7 +227,7 @@ def check(model_dir: str | os.PathLike, files: Sequence[str | os.PathLike], *, r
     source = model.card["source"]
     run = open_run(run_dir if run_dir is not None else source["run"])
     model_path = run.model_path(source["model_file"])
-    if _sha256(model_path) != source["model_sha256"]:
+    if sha256_file(model_path) != source["model_sha256"]:
         raise DeployError(f"{model_path}: not the model exported to {model.path} (its sha256 differs): export again")
     return _check(model.path, [Path(p) for p in files], run=run, model=run.load_model(source["model_file"]),
                   step_size=step_size, progress=progress)
@@ -310,7 +309,7 @@ class Predictor:
         if key == "float32" and optimised and optimised.get("onnxruntime") == ort_version:
             key = "optimised"  # optimised by this very version: loads without optimising again
         path = self.model.file(files[key]["file"])
-        if _sha256(path) != files[key]["sha256"]:
+        if sha256_file(path) != files[key]["sha256"]:
             raise DeployError(f"{path}: its sha256 differs from the one in {CARD} (changed or corrupt); export again")
         return path, key == "optimised"
 
@@ -575,7 +574,7 @@ def _card(run, model, model_path, files, opset):
         "model": _model_name(run, model),
         "parameters": int(model.count_params()),
         "source": {"run": str(run.path.resolve()), "model_file": model_path.relative_to(run.path).as_posix(),
-                   "model_sha256": _sha256(model_path), "model_bytes": model_path.stat().st_size,
+                   "model_sha256": sha256_file(model_path), "model_bytes": model_path.stat().st_size,
                    "status": run.status()},
         "versions": {"deepjet_nb": __version__, "keras": keras.__version__, "tensorflow": tensorflow.__version__,
                      "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
@@ -755,13 +754,8 @@ def _precision_key(precision):
     return "float32" if precision == "float32" else "int8"
 
 
-def _sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _file_record(path):
-    return {"file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 class _StepBar:

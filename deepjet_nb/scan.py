@@ -42,10 +42,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from ._atomic import TMP_PREFIX, atomic_path, write_text_atomic
+from ._atomic import TMP_PREFIX, atomic_path, sha256_file, write_text_atomic
 from ._jsonio import read_object, to_strict, write_json
 from ._lock import output_lock
-from .errors import ArgumentError
+from .errors import ArgumentError, one_line
 
 __all__ = ["scan", "plan", "open_scan", "write_plots", "Scan", "Point", "Plan", "parse_grid", "notebook_parameters",
            "typed_grid", "expand", "resolve_notebook", "value_key", "value_text", "SCAN_JSON", "SCAN_CSV"]
@@ -107,7 +107,7 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, object]:
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as err:  # nbformat raises JSON, validation and OS errors of several kinds
-        raise ArgumentError(f"{path}: not a readable notebook: {type(err).__name__}: {_one_line(err)}") from None
+        raise ArgumentError(f"{path}: not a readable notebook: {type(err).__name__}: {one_line(err)}") from None
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if not cells:
         raise ArgumentError(f"{path}: no cell tagged 'parameters'; a scanned notebook needs one")
@@ -253,7 +253,7 @@ def _scan(path, typed, fixed, points, out, *, seeds, jobs, scheduler, plots, met
     """:func:`scan` with the grid planned and the scan directory locked."""
     from .parallel import Runner
 
-    identity = {"notebook": str(path), "notebook_sha256": _sha256(path), "parameters": fixed}
+    identity = {"notebook": str(path), "notebook_sha256": sha256_file(path), "parameters": fixed}
     done = _finished_points(out, points, identity)
     todo = [p for p in points if p.id not in done]
     tasks = [{"notebook": str(path), "directory": str((out / POINTS / p.id).resolve()), "id": p.id,
@@ -307,11 +307,11 @@ def _execute(task, directory: Path) -> dict:
     except PapermillExecutionError as err:
         source = err.source if isinstance(err.source, str) else "".join(err.source or "")
         cell = {"execution_count": err.exec_count, "source": source, "ename": err.ename,
-                "evalue": _one_line(err.evalue)}
+                "evalue": one_line(err.evalue)}
         return {"status": "failed", "failed_cell": cell,
-                "error": f"In [{err.exec_count}] {_first_line(source)!r}: {err.ename}: {_one_line(err.evalue)}"}
+                "error": f"In [{err.exec_count}] {_first_line(source)!r}: {err.ename}: {one_line(err.evalue)}"}
     except Exception as err:  # the kernel died, could not start, the notebook is not JSON...
-        return {"status": "failed", "error": f"{type(err).__name__}: {_one_line(str(err))}"}
+        return {"status": "failed", "error": f"{type(err).__name__}: {one_line(str(err))}"}
     try:
         summary = read(directory / OUT)
     except (OSError, ValueError) as err:
@@ -758,10 +758,6 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _flatten(mapping: Mapping, prefix: str = "") -> dict:
     flat = {}
     for key, value in mapping.items():
@@ -796,6 +792,3 @@ def _first_line(text: str) -> str:
     lines = [line for line in (text or "").splitlines() if line.strip()]
     return lines[0].strip() if lines else ""
 
-
-def _one_line(text) -> str:
-    return " ".join(str(text or "").split())

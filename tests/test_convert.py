@@ -9,6 +9,7 @@ import uproot
 
 from deepjet_nb import cli
 from deepjet_nb import convert as conv
+from deepjet_nb._atomic import sha256_file
 from deepjet_nb._synthetic import write_ntuple
 from deepjet_nb.config import load_config
 from deepjet_nb.dataset import open_dataset
@@ -280,7 +281,7 @@ def test_dataset_with_sha256_source_checksums_still_resumes(synthetic_ntuples, t
     manifest = json.loads((out / "manifest.json").read_text())
     for record in manifest["shards"]:
         del record["xxh3_128"]
-        record["sha256"] = conv._sha256(record["source"])
+        record["sha256"] = sha256_file(record["source"])
     manifest["shards"][1]["sha256"] = "0" * 64  # as if synth_2 had changed since
     (out / "manifest.json").write_text(json.dumps(manifest))
     result = conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
