@@ -37,7 +37,8 @@ DERIVED_SPECTATORS = {"trackCounting_sip3dSig2": ("TagVarCSVTrk_trackSip3dSig", 
 DERIVED_DEFAULT = -10.0
 REQUIRED_SPECTATORS = ("jet_pt", "jet_eta", *schema.FLAVOUR_FLAGS, "trackCounting_sip3dSig2")
 
-_TOP_KEYS = {"name", "tree", "selection", "classes", "inputs", "spectators", "preprocessing", "weighting"}
+_TOP_KEYS = {"name", "tree", "selection", "classes", "inputs", "spectators", "preprocessing", "weighting",
+             "allow_truth_inputs"}
 _GROUP_KEYS = {"branches", "max_length", "sort_by", "descending", "pad_value"}
 _PRE_KEYS = {"fraction", "clip", "default_values", "replace_with"}
 _WEIGHT_KEYS = {"mode", "reference_class", "apply", "seed", "pt_edges", "eta_edges", "pt_branch", "eta_branch"}
@@ -102,6 +103,7 @@ class DataConfig:
     spectators: tuple[str, ...]
     preprocessing: Preprocessing
     weighting: Weighting
+    allow_truth_inputs: bool = False  # an explicit opt-in for studies: generator-level branches as inputs
     source: str = field(default="<dict>", compare=False)
 
     @property
@@ -146,7 +148,9 @@ class DataConfig:
 
     def to_dict(self) -> dict:
         """Plain dict (YAML/JSON-ready) that :func:`config_from_dict` turns back into this config."""
+        study = {"allow_truth_inputs": True} if self.allow_truth_inputs else {}  # absent: hashes unchanged
         return {
+            **study,
             "name": self.name,
             "tree": self.tree,
             "selection": self.selection,
@@ -257,6 +261,11 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
     if not isinstance(raw["inputs"], dict) or not raw["inputs"]:
         raise ConfigError(f"{source}: 'inputs' must map group names to group definitions")
     inputs = tuple(_parse_group(name, spec, source) for name, spec in raw["inputs"].items())
+    allow_truth = raw.get("allow_truth_inputs", False)
+    if not isinstance(allow_truth, bool):
+        raise ConfigError(f"{source}: allow_truth_inputs must be true or false, got {allow_truth!r}")
+    if not allow_truth:
+        _refuse_truth_inputs(inputs, source)
 
     selection = raw.get("selection")
     if selection is not None:
@@ -299,7 +308,18 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
 
     return DataConfig(name=name, tree=tree, selection=selection, classes=classes,
                       inputs=inputs, spectators=spectators, preprocessing=pre, weighting=weighting,
-                      source=source)
+                      allow_truth_inputs=allow_truth, source=source)
+
+
+def _refuse_truth_inputs(inputs, source):
+    """A network input must be a reconstructed quantity: a truth flag or generator-level branch is refused."""
+    for g in inputs:
+        for b in (*g.branches, *((g.sort_by,) if g.sort_by else ())):
+            if b in schema.TRUTH_BRANCHES:
+                raise ConfigError(
+                    f"{source}: inputs.{g.name}: {b!r} is generator-level truth, not a reconstructed quantity; "
+                    "a network that sees it learns the answer. Remove it, or set 'allow_truth_inputs: true' at "
+                    "the top of the config for a deliberate study")
 
 
 # --- selection expressions ------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class Scale:
     test_events: int
     epochs: dict
     jobs: int = 2
+    pileup: float = 30.0  # mean pile-up interactions in every sample: Run 2 averaged 23 (2016) to 32 (2017-18)
 
 
 # The CMS DeepJet recipe drops the learning rate to 1e-4 after the first epoch; a CMS epoch is ~1000 times this
@@ -67,9 +68,9 @@ def _samples(out: Path, scale: Scale, seed: int) -> tuple[list[Path], list[Path]
     plan += [("ttbar", scale.test_events, "ttbar_test", seed + 1000)]
     paths = []
     for process, events, stem, sample_seed in plan:
-        path = out / "samples" / f"{stem}_{events}ev_seed{sample_seed}.root"
+        path = out / "samples" / f"{stem}_{events}ev_pu{scale.pileup:g}_seed{sample_seed}.root"
         if not path.exists():
-            summary = generate(process, events, path, seed=sample_seed, jobs=scale.jobs)
+            summary = generate(process, events, path, seed=sample_seed, jobs=scale.jobs, pileup=scale.pileup)
             _log(f"{path.name}: {summary.jets} jets in {summary.seconds:.0f} s")
         paths.append(path)
     return paths[:-1], paths[-1:]

@@ -78,6 +78,25 @@ def test_bad_config_error_names_key_and_file(tmp_path, edit, needle):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("branch", ["isB", "jet_hadronFlavour", "gen_pt"])
+def test_truth_branch_as_input_is_refused_unless_opted_in(tmp_path, branch):
+    path = edited(tmp_path, lambda r: r["inputs"]["global"]["branches"].append(branch))
+    with pytest.raises(ConfigError, match=f"inputs.global: '{branch}' is generator-level truth") as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "allow_truth_inputs" in str(info.value)
+    study = edited(tmp_path, lambda r: r.update(allow_truth_inputs=True) or
+                   r["inputs"]["global"]["branches"].append(branch))
+    cfg = load_config(study)
+    assert cfg.allow_truth_inputs and branch in cfg.group("global").branches
+    assert cfg.to_dict()["allow_truth_inputs"] is True and load_config("deepjet").hash != cfg.hash
+
+
+def test_shipped_configs_hash_as_before_the_truth_opt_in_existed():
+    # the opt-in key is written only when set, so datasets converted before it keep their config hash
+    for name in ("deepjet", "deepcsv"):
+        assert "allow_truth_inputs" not in load_config(name).to_dict()
+
+
 def test_unknown_config_name_lists_shipped_ones():
     with pytest.raises(ConfigError, match="deepcsv"):
         load_config("deepflavour")

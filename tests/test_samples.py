@@ -165,12 +165,41 @@ def test_same_seed_gives_the_same_file_content_whatever_the_number_of_jobs(tmp_p
     assert len(a) != len(c) or not ak.all(a.jet_pt == c.jet_pt)
 
 
-def test_pileup_adds_vertices_and_pileup_tracks(tmp_path):
-    generate("ttbar", events=40, out=tmp_path / "pu.root", seed=3, pileup=30, progress=False)
+def test_pileup_overlays_minimum_bias_vertices_and_pileup_jets(tmp_path):
+    from deepjet_nb.samples.detector import PU_VERTEX_MIN_TRACKS, PU_VERTEX_TRACK_EFFICIENCY
+    from deepjet_nb.samples.pileup import load_library
+    from scipy.stats import binom
+
+    mu = 30
+    generate("ttbar", events=40, out=tmp_path / "pu.root", seed=3, pileup=mu, progress=False)
     arrays = uproot.open(tmp_path / "pu.root")[schema.TREE].arrays()
-    assert 15 < np.mean(ak.to_numpy(arrays.npv)) < 30
+    # npv - 1 = mu x P(a library vertex has >= 4 found tracks); per-event spread ~ sqrt(mu) over 40 events
+    found = binom.sf(PU_VERTEX_MIN_TRACKS - 1, load_library().vertex_tracks, PU_VERTEX_TRACK_EFFICIENCY).mean()
+    assert 0.75 < found < 0.95  # diffractive events have too few central tracks to make a vertex
+    assert abs(np.mean(ak.to_numpy(arrays.npv)) - (1 + mu * found)) < 4 * np.sqrt(mu) / np.sqrt(40) + 1
     puppi = ak.to_numpy(ak.flatten(arrays.Npfcan_puppiw))
     assert puppi.min() < 0.5 <= puppi.max()
+    # pile-up jets (no generator-level jet) exist and are isUndefined, as DeepNTuples flags them
+    pileup_jets = ak.to_numpy(arrays.gen_pt) == 0
+    assert pileup_jets.any() and np.all(ak.to_numpy(arrays.isUndefined)[pileup_jets] == 1)
+
+
+def test_pileup_library_is_visible_minimum_bias_relative_to_its_interaction():
+    from deepjet_nb.samples import pileup
+
+    library = pileup.load_library()
+    assert library.n_events == pileup.LIBRARY_EVENTS and library.offsets[-1] == library.pid.size
+    pt = np.hypot(library.p4[0], library.p4[1])
+    eta = np.arcsinh(library.p4[2] / pt)
+    charged = library.charge != 0
+    assert np.all(pt[charged] > pileup.CHARGED_PT_MIN) and np.all(np.abs(eta[charged]) < pileup.CHARGED_ETA_MAX)
+    assert np.all(library.p4[3][~charged] > pileup.NEUTRAL_E_MIN)
+    assert not np.isin(np.abs(library.pid), (12, 14, 16)).any()
+    r = np.hypot(library.vertex[0], library.vertex[1])
+    assert np.median(r) < 0.05 < 10 < r.max()  # prompt particles at the interaction, K0S/Lambda daughters displaced
+    # Pythia 8 inelastic at 13 TeV: ~4.8 charged particles with pT > 1 GeV in |eta| < 2.5 per interaction
+    per_event = np.sum(charged & (pt > 1.0) & (np.abs(eta) < 2.5)) / library.n_events
+    assert 4.0 < per_event < 5.6, per_event
 
 
 @pytest.mark.parametrize(

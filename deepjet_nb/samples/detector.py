@@ -29,17 +29,19 @@ Calorimeters (|eta| < 3)
   - neutral hadrons and untracked charged hadrons: HCAL sigma(E)/E = 100 %/sqrt(E) (+) 5 %; angular
     smearing 0.03 (tower 0.087); kept above E = 2 GeV; muons without a track are lost.
 Pileup (optional, mean number of interactions ``mu``; CMS Run 2 had 20-35)
-  - Poisson(mu) extra vertices at z ~ N(0, 40 mm); each contributes Poisson(4) charged tracks with
-    pT = 1 GeV + Exp(0.7 GeV), Poisson(4) photons (pT = 0.5 + Exp(0.5) GeV) and Poisson(1) neutral hadrons
-    (pT = 1 + Exp(0.8) GeV), uniform in eta and phi: a parametrisation of minimum-bias spectra above the
-    thresholds (about 6 charged particles per unit of eta, 10-15 % above 1 GeV);
-  - a pileup vertex is reconstructed with probability 0.7; npv counts the reconstructed vertices.
+  - Poisson(mu) extra interactions, each a Pythia minimum-bias event from the library of samples/pileup.py
+    (rotated in phi, mirrored in z at random) at its own vertex in the beam spot; its particles go through
+    the same detector model;
+  - a pileup vertex is reconstructed when at least 4 of its charged particles with pT > 0.2 GeV, |eta| < 2.5
+    are found (efficiency 0.9 each): CMS's vertex quality ndof > 4; npv counts the reconstructed vertices.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from .pythia import BEAMSPOT_SIGMA_XY_MM, BEAMSPOT_SIGMA_Z_MM
 
 # Candidate kinds
 TRACK, PHOTON, NEUTRAL_HADRON = 0, 1, 2
@@ -51,6 +53,11 @@ BAD_TRACK_FRACTION, BAD_TRACK_SCALE = 0.03, 8.0
 FAKE_TRACK_FRACTION, FAKE_D0_SIGMA_MM, FAKE_Z0_SIGMA_MM = 0.02, 0.5, 1.0
 PIXEL_LAYERS_MM = np.array([29.0, 68.0, 109.0, 160.0])
 PV_SIGMA_MM = np.array([0.008, 0.008, 0.015])
+# Pile-up vertices lie in the beam spot (Pythia's vertex spread of the hard interaction); one is reconstructed
+# with CMS's vertex quality ndof > 4, i.e. at least 4 reconstructed tracks [TRK-11-001], each found with the
+# prompt-track efficiency
+PU_VERTEX_MIN_TRACKS, PU_VERTEX_TRACK_EFFICIENCY = 4, 0.9
+CANDIDATES_PER_PARTICLE_MAX = 2  # room per particle in the candidate buffer (secondaries included)
 
 
 @numba.njit(cache=True)
@@ -80,12 +87,14 @@ def _z0_sigma(pt, sin_theta):
 
 @numba.njit(cache=True)
 def simulate_event_candidates(
-    base, n, status, pid, charge, px, py, pz, e, vx, vy, vz, pileup_mu, out, n_out, pv_true, pv_reco
+    base, n, status, pid, charge, px, py, pz, e, vx, vy, vz, pileup, lib_offsets, lib_pid, lib_charge, lib_p4,
+    lib_vertex, lib_vertex_tracks, out, n_out, pv_true, pv_reco
 ):
     """Reconstructed candidates of one event, appended to the ``out`` columns from row ``n_out``.
 
-    ``out`` is a (n_columns, capacity) float64 array; columns are listed in ``CANDIDATE_COLUMNS``. Returns the
-    new row count and the number of reconstructed pileup vertices.
+    ``pileup`` holds the indices of the minimum-bias library events (``lib_*``, :mod:`.pileup`) overlaid on
+    this event, one per pile-up interaction. ``out`` is a (n_columns, capacity) float64 array; columns are
+    listed in ``CANDIDATE_COLUMNS``. Returns the new row count and the number of reconstructed pileup vertices.
     """
     # primary vertex: the position of the hard interaction (beam-spot smeared by Pythia)
     pvx = vx[base + 1]
@@ -94,9 +103,9 @@ def simulate_event_candidates(
     pv_true[0] = pvx
     pv_true[1] = pvy
     pv_true[2] = pvz
-    pv_reco[0] = pvx + np.random.normal() * 0.008
-    pv_reco[1] = pvy + np.random.normal() * 0.008
-    pv_reco[2] = pvz + np.random.normal() * 0.015
+    pv_reco[0] = pvx + np.random.normal() * PV_SIGMA_MM[0]
+    pv_reco[1] = pvy + np.random.normal() * PV_SIGMA_MM[1]
+    pv_reco[2] = pvz + np.random.normal() * PV_SIGMA_MM[2]
 
     k = n_out
     for i in range(1, n):
@@ -108,44 +117,29 @@ def simulate_event_candidates(
         k = _add_particle(out, k, i, pid[base + i], charge[base + i], px[base + i], py[base + i], pz[base + i],
                           e[base + i], vx[base + i], vy[base + i], vz[base + i], pvx, pvy, pvz, 0)
     n_pu_reco = 0
-    if pileup_mu > 0:
-        n_pu = np.random.poisson(pileup_mu)
-        for v in range(n_pu):
-            zv = np.random.normal() * 40.0
-            xv = np.random.normal() * 0.010
-            yv = np.random.normal() * 0.010
-            if np.random.random() < 0.7:
-                n_pu_reco += 1
-            for kind in range(3):
-                if kind == 0:
-                    m = np.random.poisson(4.0)
-                elif kind == 1:
-                    m = np.random.poisson(4.0)
-                else:
-                    m = np.random.poisson(1.0)
-                for _ in range(m):
-                    eta = (np.random.random() * 2 - 1) * (2.5 if kind == 0 else 3.0)
-                    phi = (np.random.random() * 2 - 1) * np.pi
-                    if kind == 0:
-                        pt = 1.0 + np.random.exponential(0.7)
-                        q = 1.0 if np.random.random() < 0.5 else -1.0
-                        code = 211
-                        mass = PION_MASS
-                    elif kind == 1:
-                        pt = 0.5 + np.random.exponential(0.5)
-                        q = 0.0
-                        code = 22
-                        mass = 0.0
-                    else:
-                        pt = 1.0 + np.random.exponential(0.8)
-                        q = 0.0
-                        code = 2112
-                        mass = 0.9396
-                    ppx = pt * np.cos(phi)
-                    ppy = pt * np.sin(phi)
-                    ppz = pt * np.sinh(eta)
-                    ee = np.sqrt(ppx * ppx + ppy * ppy + ppz * ppz + mass * mass)
-                    k = _add_particle(out, k, -1, code, q, ppx, ppy, ppz, ee, xv, yv, zv, pvx, pvy, pvz, v + 1)
+    for v in range(pileup.shape[0]):
+        j = pileup[v]
+        # the interaction's vertex in the beam spot; the library event rotated in phi and mirrored in z
+        xv = np.random.normal() * BEAMSPOT_SIGMA_XY_MM
+        yv = np.random.normal() * BEAMSPOT_SIGMA_XY_MM
+        zv = np.random.normal() * BEAMSPOT_SIGMA_Z_MM
+        found = 0
+        for _ in range(lib_vertex_tracks[j]):
+            if np.random.random() < PU_VERTEX_TRACK_EFFICIENCY:
+                found += 1
+        if found >= PU_VERTEX_MIN_TRACKS:
+            n_pu_reco += 1
+        angle = (np.random.random() * 2.0 - 1.0) * np.pi
+        c = np.cos(angle)
+        s = np.sin(angle)
+        mirror = 1.0 if np.random.random() < 0.5 else -1.0
+        for i in range(lib_offsets[j], lib_offsets[j + 1]):
+            qx = c * lib_p4[0, i] - s * lib_p4[1, i]
+            qy = s * lib_p4[0, i] + c * lib_p4[1, i]
+            x = xv + c * lib_vertex[0, i] - s * lib_vertex[1, i]
+            y = yv + s * lib_vertex[0, i] + c * lib_vertex[1, i]
+            k = _add_particle(out, k, -1, lib_pid[i], lib_charge[i], qx, qy, mirror * lib_p4[2, i], lib_p4[3, i],
+                              x, y, zv + mirror * lib_vertex[2, i], pvx, pvy, pvz, v + 1)
     return k, n_pu_reco
 
 
@@ -168,7 +162,7 @@ def _add_particle(out, k, gen_index, code, q, px, py, pz, e, vx, vy, vz, pvx, pv
     eta = np.arcsinh(pz / pt)
     aeta = abs(eta)
     a = abs(code)
-    r_prod = np.sqrt((vx - pvx) ** 2 + (vy - pvy) ** 2) if pu_vertex == 0 else 0.0
+    r_prod = np.sqrt((vx - pvx) ** 2 + (vy - pvy) ** 2)  # pile-up vertices lie within ~15 um of the PV in r
     if q != 0 and pt > 1.0 and aeta < 2.5 and r_prod < 600.0:
         eff = (0.93 if aeta < 1.5 else 0.88) * np.exp(-r_prod / 250.0)
         if np.random.random() < eff:
@@ -297,15 +291,20 @@ def _add_track(out, k, gen_index, q, px, py, pz, vx, vy, vz, pvx, pvy, pvz, r_pr
 
 
 @numba.njit(cache=True)
-def simulate_candidates(offsets, status, pid, charge, px, py, pz, e, vx, vy, vz, pileup_mu):
-    """Reconstructed candidates for a batch of events.
+def simulate_candidates(offsets, status, pid, charge, px, py, pz, e, vx, vy, vz, pileup_mu, lib_offsets, lib_pid,
+                        lib_charge, lib_p4, lib_vertex, lib_vertex_tracks):
+    """Reconstructed candidates for a batch of events, with Poisson(``pileup_mu``) pile-up interactions per
+    event drawn from the minimum-bias library ``lib_*`` (:class:`.pileup.Library`; needed when ``pileup_mu`` > 0).
 
     Returns ``(cand, cand_offsets, pv_true, pv_reco, npv)``: ``cand`` is (N_CANDIDATE_COLUMNS, n_cand)
     float64 (columns in ``CANDIDATE_COLUMNS``), ``pv_*`` are (n_events, 3) in mm, ``npv`` the number of
     reconstructed primary vertices per event.
     """
     n_events = offsets.shape[0] - 1
-    capacity = int((offsets[-1] - offsets[0]) * 0.6 + n_events * (pileup_mu * 10.0 + 50.0) + 100)
+    n_lib = lib_offsets.shape[0] - 1
+    if pileup_mu > 0 and n_lib == 0:
+        raise ValueError("pile-up needs a minimum-bias library")
+    capacity = int((offsets[-1] - offsets[0]) * 0.6 + n_events * (pileup_mu * 30.0 + 50.0) + 100)
     out = np.empty((N_CANDIDATE_COLUMNS, capacity))
     cand_offsets = np.zeros(n_events + 1, np.int64)
     pv_true = np.zeros((n_events, 3))
@@ -315,14 +314,21 @@ def simulate_candidates(offsets, status, pid, charge, px, py, pz, e, vx, vy, vz,
     for ev in range(n_events):
         base = offsets[ev]
         n = offsets[ev + 1] - base
-        # make room for the worst case (every particle plus a generous pileup allowance)
-        need = k + n + int(pileup_mu * 30.0) + 100
+        n_pu = np.random.poisson(pileup_mu) if pileup_mu > 0 else 0
+        pileup = np.empty(n_pu, np.int64)
+        n_pu_particles = 0
+        for v in range(n_pu):
+            pileup[v] = np.random.randint(n_lib)
+            n_pu_particles += lib_offsets[pileup[v] + 1] - lib_offsets[pileup[v]]
+        # make room for the worst case: every particle, twice over for secondaries from material interactions
+        need = k + CANDIDATES_PER_PARTICLE_MAX * (n + n_pu_particles) + 100
         if need > out.shape[1]:
             grown = np.empty((N_CANDIDATE_COLUMNS, max(need, 2 * out.shape[1])))
             grown[:, :k] = out[:, :k]
             out = grown
-        k, n_pu = simulate_event_candidates(base, n, status, pid, charge, px, py, pz, e, vx, vy, vz,
-                                            pileup_mu, out, k, pv_true[ev], pv_reco[ev])
-        npv[ev] = 1 + n_pu
+        k, n_pu_reco = simulate_event_candidates(base, n, status, pid, charge, px, py, pz, e, vx, vy, vz, pileup,
+                                                 lib_offsets, lib_pid, lib_charge, lib_p4, lib_vertex,
+                                                 lib_vertex_tracks, out, k, pv_true[ev], pv_reco[ev])
+        npv[ev] = 1 + n_pu_reco
         cand_offsets[ev + 1] = k
     return out[:, :k], cand_offsets, pv_true, pv_reco, npv

@@ -20,7 +20,7 @@ from .._args import integer, number
 from .._atomic import atomic_path, check_output, remove_stale
 from ..errors import ArgumentError, DeepJetError
 from .. import schema
-from . import detector, features, truth
+from . import detector, features, pileup as pileup_library, truth
 from .pythia import PROCESSES, EventGenerator, _quiet_stdout, block_seed
 
 BLOCK_EVENTS = 100  # events per block: the unit of seeding, parallelism and progress
@@ -84,13 +84,20 @@ def _offsets(counts):
     return out
 
 
-def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: float) -> dict:
-    """Generate and reconstruct one block of events; returns the block's branches (numpy / awkward)."""
+def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: float,
+                  library: pileup_library.Library | None = None) -> dict:
+    """Generate and reconstruct one block of events; returns the block's branches (numpy / awkward).
+
+    With ``pileup`` > 0, Poisson(``pileup``) minimum-bias events of ``library`` (default: the cached
+    :func:`~deepjet_nb.samples.pileup.load_library`) are overlaid on each event."""
     batch = generator.generate(n_events, seed)
+    if library is None:
+        library = pileup_library.load_library() if pileup > 0 else pileup_library.Library.empty()
     detector.seed_numba(seed)
     cand, cand_offsets, _, pv_reco, npv = detector.simulate_candidates(
         batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e,
-        batch.vx, batch.vy, batch.vz, float(pileup))
+        batch.vx, batch.vy, batch.vz, float(pileup), library.offsets, library.pid, library.charge, library.p4,
+        library.vertex, library.vertex_tracks)
     # cluster the candidates that survive charged-hadron subtraction; all stay available to the features
     keep = np.nonzero(features.chs_keep(cand, cand_offsets, pv_reco))[0]
     event_of_cand = np.repeat(np.arange(batch.n_events), np.diff(cand_offsets))
@@ -122,6 +129,9 @@ def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: f
         pileup > 0)
 
     gen_pt = _matched_gen_pt(batch, eta, phi, jet_event)
+    # a jet without a generator-level jet (a pile-up jet) is isUndefined, as DeepNTuples flags it
+    flags[gen_pt == 0] = 0
+    flags[gen_pt == 0, schema.FLAVOUR_FLAGS.index("isUndefined")] = 1
 
     out = {}
     for i, name in enumerate(features.JET_COLUMNS):
@@ -216,6 +226,8 @@ def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pt
     out = validate_arguments(process, events, out, jobs, pthat_min, pileup)
     from ..parallel import Runner
 
+    if pileup > 0:  # made once here (and cached) rather than by every worker
+        pileup_library.ensure_library(progress=progress)
     start = time.perf_counter()
     events = int(events)
     n_blocks = -(-events // BLOCK_EVENTS)

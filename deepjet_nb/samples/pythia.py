@@ -20,8 +20,10 @@ PROCESSES = {
     "ttbar": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"],
     # QCD multijet: light-quark and gluon jets, heavy flavour from g -> bb/cc splitting and flavour excitation.
     "qcd": ["HardQCD:all = on"],
+    # Minimum bias (all inelastic processes, diffraction included): the pile-up library of samples/pileup.py.
+    "minbias": ["SoftQCD:inelastic = on"],
 }
-DEFAULT_PTHAT_MIN = {"ttbar": None, "qcd": 30.0}
+DEFAULT_PTHAT_MIN = {"ttbar": None, "qcd": 30.0, "minbias": None}
 
 # Beam spot (docs/reference.md §5, CMS Run 2): sigma_x,y = 10 um, sigma_z = 4 cm; Pythia takes mm.
 BEAMSPOT_SIGMA_XY_MM = 0.010

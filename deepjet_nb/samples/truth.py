@@ -10,6 +10,9 @@ jet only, as with ghost association. Sub-labels:
   ``isLeptonicB_C`` when it comes from the decay of a C hadron that descends from the B, else ``isB``;
 - no heavy hadron: the matched parton (hardest quark or gluon of the hard process or shower within
   Delta R < 0.4) decides ``isUD``, ``isS`` or ``isG``; otherwise ``isUndefined``.
+
+The producer also flags as ``isUndefined`` every jet without a generator-level jet within Delta R < 0.4 (a
+pile-up jet), as the DeepNTuples ntupler does; ``jet_hadronFlavour`` and ``jet_partonFlavour`` keep their values.
 """
 
 from __future__ import annotations
