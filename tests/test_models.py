@@ -51,6 +51,27 @@ def test_parameter_counts_follow_the_cms_architectures():
     assert build_model("pcnn", CMS_DEEPJET).count_params() > 0
 
 
+def test_pcnn_masks_padding_so_its_output_does_not_depend_on_the_list_length():
+    # the same weights on lists of 8 and of 12 slots, 3 real objects each: identical probabilities; without the
+    # mask, global average pooling would divide by 8 and by 12
+    def manifest(n):
+        return {"classes": ["top", "qcd"], "inputs": {"glob": {"shape": [2]}, "pf": {"shape": [n, 4]}},
+                "config": {"inputs": {"pf": {"pad_value": 0.0}}}}
+
+    short, long = build_model("pcnn", manifest(8)), build_model("pcnn", manifest(12))
+    long.set_weights(short.get_weights())
+    rng = np.random.default_rng(2)
+    glob = rng.normal(size=(5, 2)).astype("float32")
+    real = rng.normal(size=(5, 3, 4)).astype("float32")
+    padded = [np.concatenate([real, np.zeros((5, n - 3, 4), "float32")], axis=1) for n in (8, 12)]
+    p_short = short.predict({"glob": glob, "pf": padded[0]}, verbose=0)
+    p_long = long.predict({"glob": glob, "pf": padded[1]}, verbose=0)
+    np.testing.assert_allclose(p_short, p_long, rtol=1e-5, atol=1e-6)
+    # and the real objects do matter
+    moved = {"glob": glob, "pf": padded[0] + np.pad(np.ones((5, 3, 4), "float32"), ((0, 0), (0, 5), (0, 0)))}
+    assert np.abs(short.predict(moved, verbose=0) - p_short).max() > 1e-4
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_saved_model_loads_with_identical_predictions(name, request, tmp_path):
     import keras

@@ -8,7 +8,7 @@ custom layer added here must be decorated with ``@keras.saving.register_keras_se
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from ..errors import ConfigError
 
@@ -75,3 +75,35 @@ def softmax_output(x, manifest: dict):
 def input_batchnorm_layers(model: keras.Model) -> list[layers.Layer]:
     """The per-group input batch-norm layers of a model built here (the DeepJet recipe freezes them)."""
     return [layer for layer in model.layers if layer.name.startswith("input_bn_")]
+
+
+@keras.saving.register_keras_serializable(package="deepjet_nb")
+class PaddingMask(layers.Layer):
+    """(batch, n, 1) float mask of an object list: 1 for a real object, 0 for a padded slot (every feature
+    equal to ``pad_value``, which the converter writes into empty slots)."""
+
+    def __init__(self, pad_value: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.pad_value = float(pad_value)
+
+    def call(self, x):
+        filled = ops.greater(ops.sum(ops.abs(x - self.pad_value), axis=-1, keepdims=True), 0.0)
+        return ops.cast(filled, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "pad_value": self.pad_value}
+
+
+@keras.saving.register_keras_serializable(package="deepjet_nb")
+class MaskedAverage(layers.Layer):
+    """Average over the real objects of a list: ``sum(x * mask) / max(sum(mask), 1)`` (zeros for an empty list)."""
+
+    def call(self, x, mask):
+        total = ops.sum(x * mask, axis=1)
+        return total / ops.maximum(ops.sum(mask, axis=1), 1.0)
+
+
+def pad_value(manifest: dict, group: str) -> float:
+    """The value the converter wrote into the padded slots of ``group`` (0 when the manifest does not say)."""
+    spec = ((manifest.get("config") or {}).get("inputs") or {}).get(group) or {}
+    return float(spec.get("pad_value", 0.0) or 0.0)

@@ -4,6 +4,11 @@ Each object list is a sequence whose features are the "colours" of a 1D convolut
 z^α_m = Σ_a Σ_j k^α_{a,j} X_{a,m+j−1}. Per list: input batch norm, a 1×1 stem, residual blocks of two such
 convolutions each, global average pooling. The pooled lists and the (batch-normalised) flat groups are
 concatenated and go through a dense head with softmax over the classes.
+
+Padded slots are masked: a slot whose features all equal the group's pad value is not an object, so after
+every convolution block its outputs are set to zero (a kernel wider than 1 would otherwise carry the padding
+into the neighbouring real objects at the next block) and the pooling averages over the real objects only;
+the network's output does not depend on how much padding a list has.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import keras
 from keras import layers
 
 from ..errors import ConfigError
-from .layers import dense_block, input_batchnorm, input_tensors, softmax_output, split_groups
+from .layers import (MaskedAverage, PaddingMask, dense_block, input_batchnorm, input_tensors, pad_value,
+                     softmax_output, split_groups)
 
 
 def build_pcnn(
@@ -33,11 +39,14 @@ def build_pcnn(
     inputs = input_tensors(manifest)
     parts = [input_batchnorm(inputs[g], g) for g in flat]
     for group in seq:
+        mask = PaddingMask(pad_value(manifest, group), name=f"{group}_mask")(inputs[group])
         x = input_batchnorm(inputs[group], group)
-        x = layers.Conv1D(filters[0], 1, name=f"{group}_stem")(x)
+        x = layers.Multiply(name=f"{group}_stem_masked")([layers.Conv1D(filters[0], 1, name=f"{group}_stem")(x),
+                                                          mask])
         for i, width in enumerate(filters):
-            x = _residual_block(x, width, kernel_size, name=f"{group}_res{i}")
-        parts.append(layers.GlobalAveragePooling1D(name=f"{group}_pool")(x))
+            x = layers.Multiply(name=f"{group}_res{i}_masked")(
+                [_residual_block(x, width, kernel_size, name=f"{group}_res{i}"), mask])
+        parts.append(MaskedAverage(name=f"{group}_pool")(x, mask))
     x = layers.Concatenate(name="concat")(parts) if len(parts) > 1 else parts[0]
     for i, units in enumerate(head_units):
         x = dense_block(x, units, dropout, name=f"head{i}")
