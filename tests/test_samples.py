@@ -118,26 +118,38 @@ def test_impact_parameter_significance_orders_b_above_c_above_light(ttbar, masks
     heavy = ak.to_numpy(ak.flatten(ttbar.Cpfcan_BtagPf_trackSip2dSig[masks["b"]]))
     assert abs(np.median(light)) < 0.3
     assert np.mean(heavy > 3) > 3 * np.mean(light > 3)
-    # light-jet core is unit-width (resolutions are consistent), with non-Gaussian tails
+    # light-jet core is unit-width: the fitted errors describe the hits (3000-event ttbar: 1.04; a unit
+    # Gaussian truncated at 3 sigma has 0.99); tails from material interactions, K0S/Lambda decays, scattering
+    # tails and wrong hits: 6.5 % of light-jet tracks beyond 5 sigma (3000 events; ~ 0.5 % statistical
+    # error for the 300-event fixture)
     core = light[np.abs(light) < 3]
-    assert 0.8 < core.std() < 1.3
-    assert 0.01 < np.mean(np.abs(light) > 5) < 0.1
+    assert 0.95 < core.std() < 1.12, core.std()
+    assert 0.045 < np.mean(np.abs(light) > 5) < 0.085
 
 
 def test_mistag_is_realistic_not_perfect(ttbar, masks):
-    """Track counting at 1 % light mistag stays in the CMS ballpark (about 50-60 %), far from perfect."""
+    """Track counting (second-highest selected-track Sip3dSig) b efficiency at 1 % udsg mistag.
+
+    CMS: about 50-55 % with the Run-1 (Phase-0) tracker [BTV-12-001]. This model, with the Phase-1 pixel
+    geometry and no combinatorial fakes, gives 64.8 +- 1.7 % in 3000 ttbar events (seed 5; docs/reference.md §5
+    realism table). The 300-event fixture has a bootstrap error of 9.6 %: window 64.8 % +- 3 sigma, clipped.
+    """
     second = nth_highest(ttbar.TagVarCSVTrk_trackSip3dSig, 2)
     cut = np.quantile(second[masks["udsg"]], 0.99)
     eff_b = np.mean(second[masks["b"]] > cut)
-    assert 0.35 < eff_b < 0.8, eff_b
+    assert 0.36 < eff_b < 0.93, eff_b
 
 
 def test_secondary_vertices_are_found_far_more_often_in_b_jets(ttbar, masks):
+    """Jets with >= 1 SV. This model, 3000 ttbar events: b 67.3 +- 0.7 %, c 25.0 +- 1.0 %, udsg 2.9 +- 0.2 %
+    (docs/reference.md §5, with the CMS values [BTV-16-002]); windows are +- 3 binomial errors of the
+    300-event fixture (about 460 b, 150 c and 800 udsg jets)."""
     has_sv = ak.to_numpy(ttbar.nsv) > 0
     rate = {k: has_sv[m].mean() for k, m in masks.items()}
-    assert rate["b"] > 0.45, rate
+    assert 0.60 < rate["b"] < 0.74, rate
+    assert 0.14 < rate["c"] < 0.36, rate
+    assert 0.011 < rate["udsg"] < 0.047, rate
     assert rate["b"] > rate["c"] > rate["udsg"], rate
-    assert rate["b"] > 5 * rate["udsg"], rate
     category = ak.to_numpy(ttbar.TagVarCSV_vertexCategory)
     assert np.array_equal(category == 0, has_sv)
     assert set(np.unique(category)) <= {0, 1, 2}
@@ -152,6 +164,17 @@ def test_b_jet_vertex_masses_lie_below_the_b_mass(ttbar, masks):
                                        ak.sum(ttbar.nsv[masks["udsg"]]) else 0)
     assert np.all(ak.to_numpy(ak.flatten(ttbar.sv_dxysig)) > 3)
     assert np.all(ak.to_numpy(ak.flatten(ttbar.sv_ntracks)) >= 2)
+
+
+def test_neutral_candidates_are_in_the_cms_order(ttbar):
+    """Increasing Delta R to the nearest SV, ties (0.4: no SV) by decreasing pT (cmssw DeepFlavourTagInfoProducer,
+    DeepNTuples ntuple_pfCands)."""
+    drminsv = ttbar.Npfcan_drminsv
+    ptrel = ttbar.Npfcan_ptrel
+    assert ak.all(drminsv[:, 1:] >= drminsv[:, :-1])
+    tie = drminsv[:, 1:] == drminsv[:, :-1]
+    assert ak.all((ptrel[:, 1:] <= ptrel[:, :-1]) | ~tie)
+    assert ak.any(ttbar.nsv > 0) and ak.any(ak.num(drminsv) > 1)
 
 
 def test_same_seed_gives_the_same_file_content_whatever_the_number_of_jobs(tmp_path):

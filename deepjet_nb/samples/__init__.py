@@ -8,9 +8,10 @@ Chain (each step documented, with its parameters and their sources, in its modul
    on. The primary vertex is smeared with the CMS beam spot (10 um transverse, 4 cm longitudinal). B and C
    hadrons, K0S, Lambda and every other unstable particle decay with their true lifetimes at displaced
    vertices inside the tracker volume.
-2. :mod:`.detector` -- tracks with efficiency, momentum and pT-dependent impact-parameter resolution,
-   non-Gaussian tails (multiple scattering, badly measured and fake tracks), hit patterns, fit chi2 and
-   quality; ECAL/HCAL neutral candidates; optional parametrised pileup; charged-hadron subtraction.
+2. :mod:`.detector` -- tracker material (beam pipe, pixel and strip layers, supports) with photon
+   conversions and nuclear interactions; tracks from hits (resolution, efficiency, multiple scattering, wrong
+   hits in dense cores) and a fit whose impact parameters, errors, chi2 and highPurity quality follow from
+   them; ECAL/HCAL neutral candidates; optional parametrised pileup; charged-hadron subtraction.
 3. FastJet anti-kT R = 0.4 on the reconstructed candidates; jets with pT > 20 GeV and |eta| < 2.5 are kept,
    and matched to generator jets of visible final-state particles (``gen_pt``).
 4. :mod:`.truth` -- hadron-based flavour (last B/C hadrons within Delta R < 0.4), gluon splitting, leptonic

@@ -160,7 +160,7 @@ def compute_jet_features(cand, cand_offsets, const_offsets, const_index, jet_eve
 
         neu_rows, neu_pt = _neutral_rows(cand, neu, cand_offsets[ev], cand_offsets[ev + 1], pv, jpt, jeta, jphi,
                                          v_eta, v_phi, has_pileup)
-        for b in np.argsort(-neu_pt):  # by decreasing pT
+        for b in _neutral_order(neu_rows[:, NE_DRMINSV], neu_pt):
             npf[k_npf] = neu_rows[b]
             k_npf += 1
         npf_n[jj] = neu.shape[0]
@@ -559,6 +559,15 @@ def _puppi_weight(cand, ev_start, ev_stop, pv, eta, phi):
             else:
                 a_pu += tpt
     return a_pv / (a_pv + a_pu) if a_pv + a_pu > 0 else 0.5
+
+
+@numba.njit(cache=True)
+def _neutral_order(drminsv, pt):
+    """CMS DeepJet order of the neutral candidates: increasing Delta R to the nearest secondary vertex, ties
+    (no vertex: all at 0.4) by decreasing pT (cmssw DeepFlavourTagInfoProducer, SortingClass::compareByABCInv on
+    (-drminsv, pT / jet pT))."""
+    by_pt = np.argsort(-pt, kind="mergesort")
+    return by_pt[np.argsort(drminsv[by_pt], kind="mergesort")]
 
 
 @numba.njit(cache=True)
