@@ -21,6 +21,7 @@ Command line: ``deepjet-nb evaluate --out DIR PRED.root...``.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import sys
@@ -46,7 +47,8 @@ __all__ = [
     "MISTAGS", "WORKING_POINTS", "BASELINE_NAME", "PT_EDGES", "ETA_EDGES",
     "Tagger", "RocCurve", "WorkingPoint", "Efficiency",
     "read_predictions", "load_taggers", "track_counting",
-    "roc", "roc_errors", "working_points", "efficiency_vs", "compute_metrics", "evaluate", "summary_table", "register_cli",
+    "roc", "roc_errors", "difference", "same_jets", "seed_spread", "working_points", "efficiency_vs",
+    "compute_metrics", "evaluate", "summary_table", "format_value", "register_cli",
 ]
 
 TRACK_COUNTING = "trackCounting_sip3dSig2"
@@ -363,6 +365,81 @@ def _task_jets(tagger, task, pt_range, eta_range):
     return tagger.discriminants[spec.discriminant][mask], is_signal, weights
 
 
+def difference(tagger: Tagger, other: Tagger, task: str = "b_vs_udsg", mistags: Sequence[float] = MISTAGS, *,
+               n_boot: int = _roc.BOOTSTRAP_REPLICAS, seed: int = 0) -> dict:
+    """``tagger`` − ``other`` on the same jets: the differences of the AUC and of the efficiencies at
+    ``mistags``, each with its statistical error from a paired bootstrap (one Poisson count per jet for both
+    taggers, :func:`deepjet_nb.kernels.roc.paired_bootstrap_errors`).
+
+    Returns ``{"auc": d, "auc_err": e, "eff_at_mistag": {"0.1": d, ...}, "eff_at_mistag_err": {...},
+    "n_signal": n, "n_background": n}``, keyed like ``metrics.json``. Raises :class:`ArgumentError` when the two
+    taggers do not hold the same jets in the same order (:func:`same_jets`), or as :func:`roc`.
+    """
+    same_jets(tagger, other)
+    scores_a, is_signal, weights = _task_jets(other, task, None, None)
+    scores_b, _, _ = _task_jets(tagger, task, None, None)
+    auc_err, eff_err = _roc.paired_bootstrap_errors(scores_a, scores_b, is_signal, weights,
+                                                    np.asarray(mistags, dtype=float), n_boot=n_boot, seed=seed)
+    mine, theirs = roc(tagger, task), roc(other, task)
+    return {
+        "auc": mine.auc - theirs.auc,
+        "auc_err": auc_err,
+        "eff_at_mistag": {f"{m:g}": float(mine.eff_at(m) - theirs.eff_at(m)) for m in mistags},
+        "eff_at_mistag_err": {f"{m:g}": float(e) for m, e in zip(mistags, eff_err)},
+        "n_signal": mine.n_signal,
+        "n_background": mine.n_background,
+    }
+
+
+def same_jets(a: Tagger, b: Tagger) -> None:
+    """Check that taggers ``a`` and ``b`` describe the same jets in the same order: equal numbers of jets and
+    identical truth flavours, jet pT, η and weights. Raises :class:`ArgumentError` naming both sources and the
+    first jet that differs (a paired comparison of predictions on different test files, or on files converted
+    with selections that keep different jets, would be meaningless)."""
+    where = f"{a.name} ({a.source}) and {b.name} ({b.source})"
+    if len(a) != len(b):
+        raise ArgumentError(f"{where} hold {len(a)} and {len(b)} jets: a paired comparison needs the predictions "
+                            f"of both taggers on the same jets")
+    for what, x, y in (("flavour", a.flavour, b.flavour), ("jet_pt", a.jet_pt, b.jet_pt),
+                       ("jet_eta", a.jet_eta, b.jet_eta)):
+        if not np.array_equal(x, y):
+            first = int(np.flatnonzero(x != y)[0])
+            raise ArgumentError(f"{where}: jet {first} differs in {what} ({x[first]} vs {y[first]}): not the same "
+                                f"jets in the same order")
+    if (a.weights is None) != (b.weights is None) or (a.weights is not None and
+                                                      not np.array_equal(a.weights, b.weights)):
+        raise ArgumentError(f"{where}: the jets carry different weights")
+
+
+def seed_spread(taggers: Sequence[Tagger], *, tasks: Sequence[str] = tuple(TASKS),
+                mistags: Sequence[float] = MISTAGS) -> dict:
+    """The spread between trainings of one tagger with different seeds, predicted on the same test jets.
+
+    ``taggers``: one :class:`Tagger` per training seed (at least two). Returns ``{task: {"auc_seed_std": s,
+    "eff_at_mistag_seed_std": {"0.1": s, ...}, "n_seeds": n}}``: standard deviations (ddof = 1) over the seeds,
+    for the tasks every seed has jets for. Raises :class:`ArgumentError` for fewer than two taggers or taggers
+    of different jets (:func:`same_jets`).
+    """
+    if len(taggers) < 2:
+        raise ArgumentError(f"seed_spread: needs the predictions of at least two seeds, got {len(taggers)}")
+    for other in taggers[1:]:
+        same_jets(taggers[0], other)
+    counts = taggers[0].counts()
+    out = {}
+    for task in tasks:
+        spec = _task(task)
+        if counts[spec.signal] == 0 or counts[spec.background] == 0:
+            continue
+        curves = [roc(t, task) for t in taggers]
+        effs = np.array([[c.eff_at(m) for m in mistags] for c in curves])
+        out[task] = {
+            "auc_seed_std": float(np.std([c.auc for c in curves], ddof=1)),
+            "eff_at_mistag_seed_std": {f"{m:g}": float(s) for m, s in zip(mistags, np.std(effs, axis=0, ddof=1))},
+            "n_seeds": len(taggers),
+        }
+    return out
+
+
 def working_points(tagger: Tagger, mistags: Mapping[str, float] | None = None,
                    task: str = "b_vs_udsg") -> dict[str, WorkingPoint]:
     """CMS working points: for each name → target mistag (default :data:`WORKING_POINTS`), the loosest cut
@@ -419,13 +496,19 @@ def efficiency_vs(tagger: Tagger, variable: str = "jet_pt", edges: Sequence[floa
 
 
 def compute_metrics(taggers: Sequence[Tagger], *, tasks: Sequence[str] = tuple(TASKS),
-                    mistags: Sequence[float] = MISTAGS) -> dict:
+                    mistags: Sequence[float] = MISTAGS, differences: Sequence[Sequence[str]] = (),
+                    seeds: Mapping[str, Sequence[Tagger]] | None = None) -> dict:
     """The metrics.json dictionary (docs/formats.md §4): ``{tagger: {task: {"auc": x, "auc_err": e,
     "eff_at_mistag": {"0.1": x, ...}, "eff_at_mistag_err": {"0.1": e, ...}, "n_signal": n,
     "n_background": n}}}``; the errors are statistical, from a seeded bootstrap over the jets
     (:func:`roc_errors`).
 
-    A task with no signal or no background jets is left out for that tagger.
+    ``differences``: pairs ``(a, b)`` of tagger names; each adds ``metrics[a][task]["minus"][b]``, the
+    difference a − b with its paired-bootstrap error (:func:`difference`). ``seeds``: tagger name → the same
+    tagger trained with other seeds (predicted on the same jets); adds ``auc_seed_std``,
+    ``eff_at_mistag_seed_std`` and ``n_seeds`` (the named tagger counts as one of the seeds) to its tasks
+    (:func:`seed_spread`). A task with no signal or no background jets is left out for that tagger. Raises
+    :class:`ArgumentError` for a name that is not among ``taggers`` or taggers of different jets.
     """
     metrics = {}
     for tagger in taggers:
@@ -446,21 +529,42 @@ def compute_metrics(taggers: Sequence[Tagger], *, tasks: Sequence[str] = tuple(T
                 "n_background": curve.n_background,
             }
         metrics[tagger.name] = entry
+    by_name = {t.name: t for t in taggers}
+    for name, others in (seeds or {}).items():
+        for task, spread in seed_spread([_named(by_name, name, "seeds"), *others], tasks=tasks,
+                                        mistags=mistags).items():
+            metrics[name][task].update(spread)
+    for pair in differences:
+        a, b = (_named(by_name, name, "differences") for name in pair)
+        for task in metrics[a.name]:
+            if task in metrics[b.name]:
+                minus = metrics[a.name][task].setdefault("minus", {})
+                minus[b.name] = difference(a, b, task, mistags)
     return metrics
+
+
+def _named(by_name, name, what):
+    if name not in by_name:
+        raise ArgumentError(f"{what}: no tagger {name!r} among {list(by_name)}")
+    return by_name[name]
 
 
 def evaluate(prediction_files: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
              names: Sequence[str] | None = None, baseline: bool = True, reference: str | None = None,
              working_point: str = "medium", plots: bool = True, formats: Sequence[str] = ("png", "pdf"),
-             weight_branch: str | None = None) -> dict:
+             weight_branch: str | None = None, differences: Sequence[Sequence[str]] = (),
+             seed_predictions: Mapping[str, Sequence[str | os.PathLike]] | None = None) -> dict:
     """Evaluate prediction files and write the results into ``out_dir``.
 
     Writes (each atomically): ``metrics.json`` (:func:`compute_metrics`), ``working_points.json``
     (``{tagger: {"loose"|"medium"|"tight": {"target_mistag", "cut", "efficiency", "mistag"}}}``) and, with
     ``plots``, ``plots/roc_b.*`` (b vs udsg solid, b vs c dashed), ``plots/roc_c.*`` (c vs udsg, c vs b),
     ``plots/discriminant_<tagger>.*`` and ``plots/efficiency_<pt|eta>_<tagger>.*`` at ``working_point``.
-    ``reference`` names the tagger of the ratio panels (default: the first file). Returns the metrics.
-    Raises :class:`InputFileError` / :class:`ArgumentError` as :func:`load_taggers`.
+    ``reference`` names the tagger of the ratio panels (default: the first file). ``differences`` (pairs of
+    tagger names) and ``seed_predictions`` (tagger name → prediction files of the same tagger trained with other
+    seeds, on the same jets) add the paired differences and the seed spread to the metrics
+    (:func:`compute_metrics`). Returns the metrics. Raises :class:`InputFileError` / :class:`ArgumentError` as
+    :func:`load_taggers` and :func:`compute_metrics`.
     """
     if working_point not in WORKING_POINTS:
         raise ArgumentError(f"working point must be one of {list(WORKING_POINTS)}, got {working_point!r}")
@@ -473,7 +577,10 @@ def evaluate(prediction_files: Sequence[str | os.PathLike], out_dir: str | os.Pa
     with output_lock(out_dir, what="deepjet-nb evaluate"):
         remove_stale(out_dir)
         remove_stale(out_dir / "plots")
-        metrics = compute_metrics(taggers)
+        seeds = {name: [read_predictions(p, name=f"{name} (seed file {i + 1})", weight_branch=weight_branch)
+                        for i, p in enumerate(as_paths(files, "evaluate", "seed prediction files"))]
+                 for name, files in (seed_predictions or {}).items()}
+        metrics = compute_metrics(taggers, differences=differences, seeds=seeds)
         wps = {t.name: {k: wp.as_dict() for k, wp in working_points(t).items()}
                for t in taggers if _has(t, "b") and _has(t, "udsg")}
         if plots:
@@ -574,6 +681,12 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--weight-branch", help="per-jet weight branch in the prediction files")
     parser.add_argument("--no-baseline", action="store_true", help="leave out the track-counting baseline")
     parser.add_argument("--no-plots", action="store_true", help="write only the JSON files")
+    parser.add_argument("--difference", action="append", default=[], metavar="A,B",
+                        help="add tagger A minus tagger B on the same jets, with a paired-bootstrap error "
+                             "(repeatable)")
+    parser.add_argument("--seed-predictions", action="append", default=[], metavar="NAME=FILE",
+                        help="a prediction file of tagger NAME trained with another seed, for the seed spread "
+                             "(repeatable)")
     parser.set_defaults(func=_cli_evaluate)
 
 
@@ -587,11 +700,23 @@ def _cli_evaluate(args) -> int:
         else:
             names.append(Path(item).stem)
             paths.append(item)
+    differences = []
+    for item in args.difference:
+        pair = item.split(",")
+        if len(pair) != 2 or not all(pair):
+            raise ArgumentError(f"--difference {item!r}: expected two tagger names A,B")
+        differences.append(pair)
+    seeds = {}
+    for item in args.seed_predictions:
+        name, sep, path = item.partition("=")
+        if not (sep and name and path):
+            raise ArgumentError(f"--seed-predictions {item!r}: expected NAME=FILE")
+        seeds.setdefault(name, []).append(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedTaskWarning)
         metrics = evaluate(paths, args.out, names=names, baseline=not args.no_baseline, reference=args.reference,
                            working_point=args.working_point, plots=not args.no_plots,
-                           weight_branch=args.weight_branch)
+                           weight_branch=args.weight_branch, differences=differences, seed_predictions=seeds)
     for w in caught:
         if issubclass(w.category, SkippedTaskWarning):
             print(f"deepjet-nb evaluate: note: {w.message}", file=sys.stderr)
@@ -603,25 +728,70 @@ def _cli_evaluate(args) -> int:
 
 
 def summary_table(metrics: dict) -> str:
-    """A fixed-width text table of metrics: AUC and b efficiencies (%) at 10 %, 1 %, 0.1 % mistag per task,
-    each with its statistical error where ``metrics`` has one (``value ± error``)."""
+    """A fixed-width text table of metrics: AUC and efficiencies (%) at 10 %, 1 %, 0.1 % mistag per task, each
+    with its statistical error where ``metrics`` has one, as ``value ± error`` with the error rounded to one
+    significant digit and the value to the same decimal; then the paired differences (``a − b``) and the seed
+    spreads (standard deviation over training seeds) that ``metrics`` holds, in the same columns."""
     columns = (("AUC", None), ("eff@10%", "0.1"), ("eff@1%", "0.01"), ("eff@0.1%", "0.001"))
-    lines = [f"{'tagger':<16} {'task':<10} " + " ".join(f"{name:>15}" for name, _ in columns)]
+    header = f"{'tagger':<24} {'task':<10} " + " ".join(f"{name:>15}" for name, _ in columns)
+    rows, differences, spreads = [], {}, []
     for tagger, tasks in metrics.items():
         for task, m in tasks.items():
-            cells = []
-            for _, key in columns:
-                if key is None:
-                    cells.append(_with_error(m.get("auc"), m.get("auc_err"), 1.0, 4))
-                else:
-                    cells.append(_with_error(m["eff_at_mistag"].get(key), m.get("eff_at_mistag_err", {}).get(key),
-                                             100.0, 1))
-            lines.append(f"{tagger:<16} {task:<10} " + " ".join(f"{c:>15}" for c in cells))
+            rows.append((tagger, task, _cells(m, columns, "_err", sign=False)))
+            for other, d in m.get("minus", {}).items():
+                differences.setdefault((tagger, other), []).append(
+                    (f"{tagger} − {other}", task, _cells(d, columns, "_err", sign=True)))
+            if "n_seeds" in m:
+                spreads.append((f"{tagger} ({m['n_seeds']} seeds)", task,
+                                _cells({"auc": m["auc_seed_std"], "eff_at_mistag": m["eff_at_mistag_seed_std"]},
+                                       columns, None, sign=False, digits_of=m)))
+    lines = [header, *_lines(rows)]
+    if differences:
+        lines += ["", "paired differences (error: paired bootstrap over the same test jets)",
+                  *_lines([row for pair in differences.values() for row in pair])]
+    if spreads:
+        lines += ["", "seed spread (standard deviation over training seeds)", *_lines(spreads)]
     return "\n".join(lines)
 
 
-def _with_error(value, err, scale, digits):
-    if value is None:
+def _lines(rows):
+    return [f"{name:<24} {task:<10} " + " ".join(f"{c:>15}" for c in cells) for name, task, cells in rows]
+
+
+def _cells(m, columns, err_suffix, *, sign, digits_of=None):
+    """Cells of one row: ``value ± error`` (``err_suffix``), or the bare values (``None``) with as many decimals
+    as the statistical errors of ``digits_of`` give."""
+    cells = []
+    for _, key in columns:
+        scale = 1.0 if key is None else 100.0
+        value = m.get("auc") if key is None else m["eff_at_mistag"].get(key)
+        if err_suffix is None:
+            ref = digits_of.get("auc_err") if key is None else digits_of.get("eff_at_mistag_err", {}).get(key)
+            cells.append(format_value(value, None, scale, decimals=_decimals(ref, scale) + 1))
+            continue
+        err = m.get(f"auc{err_suffix}") if key is None else m.get(f"eff_at_mistag{err_suffix}", {}).get(key)
+        cells.append(format_value(value, err, scale, sign=sign))
+    return cells
+
+
+def format_value(value, err=None, scale: float = 1.0, *, sign: bool = False, decimals: int | None = None) -> str:
+    """``value ± err`` (both times ``scale``) with the error rounded to one significant digit and the value to
+    the same decimal place (``0.9397, 0.0012`` → ``"0.940 ± 0.001"``; ``0.452, 0.013`` at scale 100 →
+    ``"45 ± 1"``); without ``err`` the value with ``decimals`` (default 4 for the AUC scale 1, else 1).
+    ``sign`` writes a leading + for positive values (differences). ``"n/a"`` for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    text = f"{value * scale:.{digits}f}"
-    return text if err is None else f"{text} ± {err * scale:.{digits}f}"
+    plus = "+" if sign else ""
+    if err is None or not np.isfinite(err):
+        digits = decimals if decimals is not None else (4 if scale == 1.0 else 1)
+        return f"{value * scale:{plus}.{digits}f}"
+    digits = _decimals(err, scale)
+    return f"{value * scale:{plus}.{digits}f} ± {err * scale:.{digits}f}"
+
+
+def _decimals(err, scale) -> int:
+    """Decimal places that leave one significant digit of ``err * scale`` after rounding (0.96 → 1 → 0)."""
+    if err is None or not np.isfinite(err) or err <= 0:
+        return 4 if scale == 1.0 else 1
+    digits = max(0, -int(math.floor(math.log10(err * scale))))
+    return max(0, digits - 1) if round(err * scale, digits) >= 10.0 ** (1 - digits) else digits

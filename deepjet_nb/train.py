@@ -487,15 +487,7 @@ class Trainer:
 
     def split_record(self) -> dict:
         """What ``split.json`` holds: jets per source file and per class, for training and validation."""
-        record = {}
-        for part, indices in zip(("train", "validation"), self._split()):
-            classes = np.zeros(len(self.dataset.classes), dtype=np.int64)
-            for name, idx in indices.items():
-                label = np.asarray(self.dataset.shard(name, mmap=True)["label"])[idx]
-                classes += np.bincount(label, minlength=len(classes))
-            record[part] = {"sources": {name: len(idx) for name, idx in indices.items()},
-                            "classes": dict(zip(self.dataset.classes, classes.tolist()))}
-        return record
+        return split_record(self.dataset, self._split())
 
     def _validation_metrics(self) -> dict:
         """val_loss, val_accuracy (weighted like training), b vs udsg AUC and b-eff at 1 % mistag."""
@@ -541,7 +533,22 @@ def train(model: str, data, out, **kwargs) -> Trainer:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# helpers shared with tests and the prediction stage
+# helpers shared with tests, the prediction stage and the reference BDT
+
+
+def split_record(dataset, split: tuple[dict, dict]) -> dict:
+    """What ``split.json`` holds for ``split`` = (train, validation) shard → jet indices of ``dataset``: jets per
+    source file and per class, for training and validation."""
+    record = {}
+    for part, indices in zip(("train", "validation"), split):
+        classes = np.zeros(len(dataset.classes), dtype=np.int64)
+        for name, idx in indices.items():
+            label = np.asarray(dataset.shard(name, mmap=True)["label"])[idx]
+            classes += np.bincount(label, minlength=len(classes))
+        record[part] = {"sources": {name: len(idx) for name, idx in indices.items()},
+                        "classes": dict(zip(dataset.classes, classes.tolist()))}
+    return record
+
 
 
 def validation_metrics(probs: np.ndarray, label: np.ndarray, weight: np.ndarray, manifest: dict) -> dict:

@@ -1,5 +1,6 @@
-"""The demo pipeline (make demo) end to end at its tiny scale: every documented output (README, docs/formats.md) is written, and a rerun
-resumes instead of redoing the work."""
+"""The demo pipeline (make demo) end to end at its tiny scale: every documented output (README, docs/formats.md) is written
+(the boosted-tree reference, the paired differences and the seed spread included), and a rerun resumes instead of redoing
+the work."""
 
 import json
 
@@ -12,21 +13,39 @@ from deepjet_nb import demo
 @pytest.mark.slow
 def test_tiny_demo_writes_predictions_metrics_plots_and_notebooks(tmp_path, capsys):
     metrics = demo.run(tmp_path, scale="tiny", seed=3)
-    for tagger in demo.TAGGERS:
+    n_jets = uproot.open(tmp_path / "predictions" / "deepcsv.root")["tree"].num_entries
+    for tagger in demo.ALL_TAGGERS:
         tree = uproot.open(tmp_path / "predictions" / f"{tagger}.root")["tree"]
-        assert tree.num_entries > 100
+        assert tree.num_entries == n_jets > 100  # every tagger on the same test jets
         assert any(k.startswith("prob_is") for k in tree.keys())
+    for tagger in demo.TAGGERS:
         assert (tmp_path / "notebooks" / f"train_{tagger}.ipynb").exists()
         assert (tmp_path / "notebooks" / f"convert_{tagger}.ipynb").exists()
     assert (tmp_path / "notebooks" / "evaluate.ipynb").exists()
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
-    assert set(metrics) == {"deepcsv", "deepjet", "track_counting"}
+    assert set(metrics) == {"deepcsv", "deepjet", "bdt_deepcsv", "track_counting"}
     for tasks in metrics.values():
         for task in ("b_vs_udsg", "b_vs_c", "c_vs_udsg"):
             assert 0.0 <= tasks[task]["auc"] <= 1.0
             assert set(tasks[task]["eff_at_mistag"]) == {"0.1", "0.01", "0.001"}
+    # the paired differences, DeepJet − DeepCSV first
+    for a, b in demo.DIFFERENCES:
+        diff = metrics[a]["b_vs_udsg"]["minus"][b]
+        assert diff["eff_at_mistag"]["0.01"] == pytest.approx(metrics[a]["b_vs_udsg"]["eff_at_mistag"]["0.01"]
+                                                              - metrics[b]["b_vs_udsg"]["eff_at_mistag"]["0.01"])
+        assert diff["auc_err"] > 0 and set(diff["eff_at_mistag_err"]) == {"0.1", "0.01", "0.001"}
+    # the seed spread of the taggers the tiny scale trains twice
+    for tagger, n_seeds in demo.SCALES["tiny"].seeds.items():
+        entry = metrics[tagger]["b_vs_udsg"]
+        if n_seeds > 1:
+            assert entry["n_seeds"] == n_seeds and entry["auc_seed_std"] >= 0
+            assert set(entry["eff_at_mistag_seed_std"]) == {"0.1", "0.01", "0.001"}
+            assert (tmp_path / "predictions" / f"{tagger}_seed4.root").is_file()
+        else:
+            assert "n_seeds" not in entry
     assert (tmp_path / "plots" / "roc_b.png").stat().st_size > 10_000
-    assert "eff@1%" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "eff@1%" in printed and "deepjet − deepcsv" in printed and "seed spread" in printed
     for tagger in demo.TAGGERS:  # both exported, checked against training on the test sample
         report = json.loads((tmp_path / "deploy" / tagger / "equivalence.json").read_text())
         assert report["passed"] and report["max_abs_diff"] < 1e-4

@@ -355,3 +355,83 @@ def test_tutorial_notebook_evaluates_the_given_predictions(run_notebook, predict
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
 
+
+
+# --- paired differences, seed spread, the summary table ---------------------------------------------------
+
+
+def test_paired_difference_is_the_difference_of_the_values_with_a_paired_bootstrap_error(taggers):
+    metrics = ev.compute_metrics(taggers, differences=[("deepjet", "deepcsv")])
+    jet, csv = metrics["deepjet"]["b_vs_udsg"], metrics["deepcsv"]["b_vs_udsg"]
+    diff = jet["minus"]["deepcsv"]
+    assert diff["auc"] == pytest.approx(jet["auc"] - csv["auc"], abs=1e-12)
+    assert diff["eff_at_mistag"]["0.01"] == pytest.approx(jet["eff_at_mistag"]["0.01"] - csv["eff_at_mistag"]["0.01"])
+    # the error: one bootstrap replica of the b and light jets for both taggers (the kernel's own test checks that
+    # what two taggers share cancels)
+    from deepjet_nb.flavours import FLAVOUR_CODES
+    from deepjet_nb.kernels.roc import paired_bootstrap_errors
+
+    deepjet, deepcsv = taggers[0], taggers[1]
+    use = np.isin(deepjet.flavour, [FLAVOUR_CODES["b"], FLAVOUR_CODES["udsg"]])
+    auc_err, eff_err = paired_bootstrap_errors(deepcsv.discriminants["b"][use], deepjet.discriminants["b"][use],
+                                               deepjet.flavour[use] == FLAVOUR_CODES["b"], mistags=ev.MISTAGS)
+    assert diff["auc_err"] == pytest.approx(auc_err) and auc_err > 0
+    assert [diff["eff_at_mistag_err"][f"{m:g}"] for m in ev.MISTAGS] == pytest.approx(list(eff_err))
+    assert "minus" not in csv  # only the pairs asked for
+    assert set(metrics["deepjet"]["c_vs_b"]["minus"]) == {"deepcsv"}
+
+
+def test_a_difference_of_predictions_on_other_jets_is_refused(taggers):
+    import dataclasses
+
+    deepjet, deepcsv = taggers[0], taggers[1]
+    order = np.random.default_rng(0).permutation(len(deepcsv))
+    shuffled = dataclasses.replace(deepcsv, discriminants={k: v[order] for k, v in deepcsv.discriminants.items()},
+                                   flavour=deepcsv.flavour[order], jet_pt=deepcsv.jet_pt[order],
+                                   jet_eta=deepcsv.jet_eta[order])
+    with pytest.raises(ArgumentError, match="not the same jets"):
+        ev.difference(deepjet, shuffled)
+    fewer = dataclasses.replace(deepcsv, flavour=deepcsv.flavour[:-1])
+    with pytest.raises(ArgumentError, match="same jets"):
+        ev.difference(deepjet, fewer)
+    with pytest.raises(ArgumentError, match="no tagger 'nope'"):
+        ev.compute_metrics(taggers, differences=[("deepjet", "nope")])
+
+
+def test_seed_spread_is_the_standard_deviation_over_the_seeds(taggers):
+    import dataclasses
+
+    deepjet = taggers[0]
+    rng = np.random.default_rng(5)
+    other = dataclasses.replace(deepjet, discriminants={k: v + rng.normal(0, 0.05, len(v))
+                                                        for k, v in deepjet.discriminants.items()})
+    metrics = ev.compute_metrics(taggers, seeds={"deepjet": [other]})
+    entry = metrics["deepjet"]["b_vs_udsg"]
+    a, b = ev.roc(deepjet, "b_vs_udsg"), ev.roc(other, "b_vs_udsg")
+    assert entry["n_seeds"] == 2
+    assert entry["auc_seed_std"] == pytest.approx(abs(a.auc - b.auc) / np.sqrt(2))
+    assert entry["eff_at_mistag_seed_std"]["0.01"] == pytest.approx(abs(a.eff_at(0.01) - b.eff_at(0.01)) / np.sqrt(2))
+    assert entry["auc"] == a.auc  # the values stay those of the first seed
+    assert "n_seeds" not in metrics["deepcsv"]["b_vs_udsg"]
+    table = ev.summary_table(metrics)
+    assert "seed spread" in table and "deepjet (2 seeds)" in table
+
+
+@pytest.mark.parametrize("value, err, scale, text", [
+    (0.9397, 0.0012, 1.0, "0.940 ± 0.001"), (0.661, 0.007, 100, "66.1 ± 0.7"), (0.452, 0.013, 100, "45 ± 1"),
+    (0.26, 0.046, 100, "26 ± 5"), (0.0734, 0.0096, 100, "7 ± 1"), (0.851, 0.0031, 100, "85.1 ± 0.3"),
+])
+def test_values_are_written_with_one_significant_digit_of_their_error(value, err, scale, text):
+    assert ev.format_value(value, err, scale) == text
+
+
+def test_summary_table_and_cli_show_the_paired_difference(prediction_files, tmp_path, capsys):
+    rc = cli.main(["evaluate", "--out", str(tmp_path / "cli"), "--no-plots", "--difference", "deepjet,deepcsv",
+                   str(prediction_files["deepjet"]), str(prediction_files["deepcsv"])])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "paired differences" in out and "deepjet − deepcsv" in out
+    metrics = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert metrics["deepjet"]["b_vs_udsg"]["minus"]["deepcsv"]["eff_at_mistag_err"]["0.01"] > 0
+    line = next(line for line in out.splitlines() if line.startswith("deepjet − deepcsv") and "b_vs_udsg" in line)
+    assert line.split()[4].startswith("+")  # differences carry their sign

@@ -6,7 +6,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from deepjet_nb.errors import ArgumentError
-from deepjet_nb.kernels.roc import auc, bootstrap_errors, eff_at_mistag, roc_auc, roc_curve, threshold_at_mistag
+from deepjet_nb.kernels.roc import (auc, bootstrap_errors, eff_at_mistag, paired_bootstrap_errors, roc_auc, roc_curve,
+                                    threshold_at_mistag)
 
 
 def numpy_roc(scores, is_signal, weights=None):
@@ -201,3 +202,33 @@ def test_bootstrap_errors_are_seeded_and_validate_their_arguments():
         bootstrap_errors(scores, is_signal, n_boot=1)
     with pytest.raises(ArgumentError, match="mistag"):
         bootstrap_errors(scores, is_signal, mistags=1.5)
+
+
+def test_paired_bootstrap_error_of_a_difference_matches_a_numpy_reference():
+    # two correlated taggers of the same jets: the second one is the first plus noise
+    scores, is_signal, weights = sample(11, n=800, weighted=True)
+    other = scores + np.random.default_rng(12).normal(0.0, 0.3, len(scores))
+    mistags = np.array([0.1, 0.05])
+    auc_err, eff_err = paired_bootstrap_errors(scores, other, is_signal, weights, mistags, n_boot=40, seed=3)
+    rng = np.random.default_rng(3)  # the reference: the same Poisson counts for both taggers in each replica
+    auc_diffs, eff_diffs = [], []
+    for _ in range(40):
+        replica = weights * rng.poisson(1.0, len(scores))
+        curves = [numpy_roc(s, is_signal, replica) for s in (scores, other)]
+        auc_diffs.append(np.trapezoid(*curves[1][:2]) - np.trapezoid(*curves[0][:2]))
+        effs = [[np.interp(m, bkg_eff, sig_eff) for m in mistags] for sig_eff, bkg_eff, _ in curves]
+        eff_diffs.append(np.subtract(effs[1], effs[0]))
+    assert auc_err == pytest.approx(np.std(auc_diffs, ddof=1), rel=1e-9)
+    np.testing.assert_allclose(eff_err, np.std(eff_diffs, axis=0, ddof=1), rtol=1e-9)
+
+
+def test_paired_bootstrap_cancels_what_two_taggers_of_the_same_jets_share():
+    scores, is_signal, _ = sample(13, n=4000, weighted=False)
+    close = scores + np.random.default_rng(14).normal(0.0, 0.05, len(scores))
+    auc_a, eff_a = bootstrap_errors(scores, is_signal, mistags=0.1, n_boot=100, seed=2)
+    auc_b, eff_b = bootstrap_errors(close, is_signal, mistags=0.1, n_boot=100, seed=2)
+    auc_d, eff_d = paired_bootstrap_errors(scores, close, is_signal, mistags=0.1, n_boot=100, seed=2)
+    assert auc_d < 0.5 * np.hypot(auc_a, auc_b) and eff_d < 0.5 * np.hypot(eff_a, eff_b)
+    assert paired_bootstrap_errors(scores, scores, is_signal, mistags=0.1, n_boot=10)[0] == 0.0
+    with pytest.raises(ArgumentError, match="equal length|shape"):
+        paired_bootstrap_errors(scores, scores[:-1], is_signal, n_boot=10)

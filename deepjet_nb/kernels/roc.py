@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import ArgumentError
 
-__all__ = ["roc_curve", "auc", "eff_at_mistag", "threshold_at_mistag", "roc_auc", "bootstrap_errors"]
+__all__ = ["roc_curve", "auc", "eff_at_mistag", "threshold_at_mistag", "roc_auc", "bootstrap_errors",
+           "paired_bootstrap_errors"]
 
 BOOTSTRAP_REPLICAS = 200
 
@@ -119,25 +120,62 @@ def bootstrap_errors(scores, is_signal, weights=None, mistags=(0.1, 0.01, 0.001)
     and for ``n_boot < 2``.
     """
     scores, is_signal, weights = _validated(scores, is_signal, weights)
+    targets, flat = _bootstrap_targets(mistags, n_boot, "bootstrap_errors")
+    aucs, effs = _replica_values([scores], is_signal, weights, flat, n_boot, seed)
+    return _spread(aucs[0], effs[0], targets, "bootstrap_errors")
+
+
+def paired_bootstrap_errors(scores_a, scores_b, is_signal, weights=None, mistags=(0.1, 0.01, 0.001), *,
+                            n_boot: int = BOOTSTRAP_REPLICAS, seed: int = 0):
+    """Statistical errors of the differences B − A of the AUC and of the signal efficiencies at ``mistags``
+    between two discriminants of the same jets, by a paired bootstrap.
+
+    ``scores_a`` and ``scores_b`` are two taggers' scores of the same jets in the same order (one ``is_signal``
+    and ``weights`` for both). Each replica draws one Poisson(1) count per jet, as :func:`bootstrap_errors`
+    does, and applies it to both taggers, so what the two share (the same b jets being easy or hard, the same
+    few light jets behind a 1 % mistag) cancels in the difference: its error is usually well below the two
+    single errors added in quadrature. Returns ``(auc_diff_err, eff_diff_err)`` like :func:`bootstrap_errors`.
+    Raises :class:`ArgumentError` as :func:`bootstrap_errors` and when the two score arrays differ in length.
+    """
+    scores_a, is_signal, weights = _validated(scores_a, is_signal, weights)
+    scores_b, _, _ = _validated(scores_b, is_signal, weights)
+    targets, flat = _bootstrap_targets(mistags, n_boot, "paired_bootstrap_errors")
+    aucs, effs = _replica_values([scores_a, scores_b], is_signal, weights, flat, n_boot, seed)
+    return _spread(aucs[1] - aucs[0], effs[1] - effs[0], targets, "paired_bootstrap_errors")
+
+
+def _bootstrap_targets(mistags, n_boot, what):
     targets = np.asarray(mistags, dtype=np.float64)
     _check_mistag(targets)
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ArgumentError(f"bootstrap_errors: n_boot must be an integer >= 2, got {n_boot!r}")
-    flat = np.ascontiguousarray(targets.ravel())
-    order = _descending(scores)
+        raise ArgumentError(f"{what}: n_boot must be an integer >= 2, got {n_boot!r}")
+    return targets, np.ascontiguousarray(targets.ravel())
+
+
+def _replica_values(score_sets, is_signal, weights, flat, n_boot, seed):
+    """AUC (k, n_boot) and efficiencies at ``flat`` (k, n_boot, n_targets) of each of the k score arrays in
+    ``n_boot`` Poisson replicas drawn from ``seed``, the same replica for all k; NaN for a replica without
+    signal or background weight."""
+    orders = [_descending(scores) for scores in score_sets]
     rng = np.random.default_rng(seed)
-    aucs = np.full(n_boot, np.nan)
-    effs = np.full((n_boot, flat.shape[0]), np.nan)
+    aucs = np.full((len(score_sets), n_boot), np.nan)
+    effs = np.full((len(score_sets), n_boot, flat.shape[0]), np.nan)
     for b in range(n_boot):
-        replica = weights * rng.poisson(1.0, scores.shape[0])
-        tps, fps, _ = _counts_in_order(scores, is_signal, replica, order)
-        if tps[-1] > 0 and fps[-1] > 0:
-            sig_eff, bkg_eff = tps / tps[-1], fps / fps[-1]
-            aucs[b] = _trapezoid(sig_eff, bkg_eff)
-            effs[b] = _interp_at(sig_eff, bkg_eff, flat)
+        replica = weights * rng.poisson(1.0, is_signal.shape[0])
+        for k, (scores, order) in enumerate(zip(score_sets, orders)):
+            tps, fps, _ = _counts_in_order(scores, is_signal, replica, order)
+            if tps[-1] > 0 and fps[-1] > 0:
+                sig_eff, bkg_eff = tps / tps[-1], fps / fps[-1]
+                aucs[k, b] = _trapezoid(sig_eff, bkg_eff)
+                effs[k, b] = _interp_at(sig_eff, bkg_eff, flat)
+    return aucs, effs
+
+
+def _spread(aucs, effs, targets, what):
+    """Standard deviations over the valid replicas, shaped like ``targets`` for the efficiencies."""
     valid = ~np.isnan(aucs)
     if np.count_nonzero(valid) < 2:
-        raise ArgumentError("bootstrap_errors: fewer than two replicas have both signal and background")
+        raise ArgumentError(f"{what}: fewer than two replicas have both signal and background")
     auc_err = float(np.std(aucs[valid], ddof=1))
     eff_err = np.std(effs[valid], axis=0, ddof=1)
     return auc_err, (float(eff_err[0]) if targets.ndim == 0 else eff_err.reshape(targets.shape))
