@@ -287,6 +287,15 @@ def _interaction_layer(a, pt, pz, r_prod, reach):
 
 
 @numba.njit(cache=True)
+def _circle(q, pt, ux, uy, dx, dy):
+    """The transverse circle of a charged particle at (dx, dy) moving along (ux, uy): radius, charge sign and
+    centre, to the right of the motion for positive charge (B along +z)."""
+    rho = pt / CURVATURE_PER_INV_GEV
+    sgn = 1.0 if q > 0 else -1.0
+    return rho, sgn, dx + sgn * rho * uy, dy - sgn * rho * ux
+
+
+@numba.njit(cache=True)
 def _position_at_radius(q, px, py, pz, dx, dy, z0, radius):
     """Where a particle produced at (dx, dy, z0) (transverse position relative to the primary vertex) crosses
     the cylinder of ``radius``: (x, y, z, ux, uy) with the transverse unit direction there (helix for charged
@@ -299,11 +308,7 @@ def _position_at_radius(q, px, py, pz, dx, dy, z0, radius):
         c = dx * dx + dy * dy - radius * radius
         s = -b + np.sqrt(max(b * b - c, 0.0))
         return dx + s * ux, dy + s * uy, z0 + s * pz / pt, ux, uy
-    rho = pt / CURVATURE_PER_INV_GEV
-    # centre of the circle: to the right of the motion for positive charge (B along +z)
-    sgn = 1.0 if q > 0 else -1.0
-    cx = dx + sgn * rho * uy
-    cy = dy - sgn * rho * ux
+    rho, sgn, cx, cy = _circle(q, pt, ux, uy, dx, dy)
     d = np.sqrt(cx * cx + cy * cy)
     along = (radius * radius - rho * rho + d * d) / (2.0 * d)
     h = np.sqrt(max(radius * radius - along * along, 0.0))
@@ -592,10 +597,7 @@ def _true_dca(q, px, py, pz, dx, dy, z0):
     if q == 0 or dx * dx + dy * dy < 1e-16:
         s = -(dx * ux + dy * uy)
         return dx + s * ux, dy + s * uy, z0 + s * pz / pt, ux, uy
-    rho = pt / CURVATURE_PER_INV_GEV
-    sgn = 1.0 if q > 0 else -1.0
-    cx = dx + sgn * rho * uy
-    cy = dy - sgn * rho * ux
+    rho, sgn, cx, cy = _circle(q, pt, ux, uy, dx, dy)
     d = np.sqrt(cx * cx + cy * cy)
     f = 1.0 - rho / d
     x = cx * f
