@@ -11,6 +11,7 @@ or file format::
     djn.predict.predict(...)         predict        run + jets -> prediction file
     djn.evaluate.evaluate(...)       evaluate       predictions -> metrics, plots (plots), explorer (widgets)
     djn.deploy.export(...)           export         run -> exported model (ONNX + card); djn.Predictor (no TF)
+    djn.service.Client(...)          serve          exported models -> MLServer (OIP v2, TFaaS routes); client
     djn.scan.scan(...)               scan           a notebook x a parameter grid -> table, plots, widget
 
 Shared ideas: ``schema`` (ntuple branches), ``flavours`` (flavours, classes, discriminants), ``dataset``,
@@ -26,21 +27,22 @@ import os
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) hides the progress bars; warnings still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .errors import ArgumentError, ConfigError, DatasetError, DeepJetError, DeployError, InputFileError, RunError
+from .errors import (ArgumentError, ConfigError, DatasetError, DeepJetError, DeployError, InputFileError, RunError,
+                     ServiceError)
 
 __version__ = "0.1.0"
 
 _LAZY_MODULES = frozenset(
     ("samples", "kernels", "schema", "flavours", "config", "convert", "dataset", "parallel", "pipeline", "models",
      "train", "run", "dashboard", "predict", "evaluate", "plots", "widgets", "summary", "examples", "cli", "demo",
-     "scan", "deploy")
+     "scan", "deploy", "service")
 )
 # Shortcuts: name -> module that defines it.
 _SHORTCUTS = {"generate": "samples", "load_config": "config", "open_dataset": "dataset", "Trainer": "train",
               "open_run": "run", "load_taggers": "evaluate", "Predictor": "deploy"}
 
 __all__ = ["ArgumentError", "ConfigError", "DatasetError", "DeepJetError", "DeployError", "InputFileError",
-           "RunError", *sorted(_SHORTCUTS), *sorted(_LAZY_MODULES)]
+           "RunError", "ServiceError", *sorted(_SHORTCUTS), *sorted(_LAZY_MODULES)]
 
 
 def __getattr__(name):

@@ -164,6 +164,76 @@ def iter_arrays(path, config, normalisation: dict | None = None, *,
         yield out
 
 
+def convert_jets(branches, config, normalisation: dict | None = None, *,
+                 source: str = "jets") -> dict[str, np.ndarray]:
+    """Convert jets held in memory (no file): the input groups of every jet given, exactly as
+    :func:`iter_arrays` converts them from a file (same kernels, sorting, padding and normalisation), but with
+    no selection and no class: the truth flags are not needed (a service converts jets of unknown flavour).
+
+    ``branches`` maps each branch that the input groups read (:func:`input_branches`) to one value per jet: a
+    number per jet for a scalar branch (array-like ``(n,)``), a list of numbers per jet for a jagged one (a
+    list of lists or an awkward array); the branches of one object list must have the same lengths. Returns
+    group → float32 ``(n, *shape)`` in config order (NaN, inf and the default values are replaced as in a
+    file). Raises :class:`InputFileError` naming ``source`` and the branch that is missing, not numbers, or of
+    other lengths than the rest of its object list or jets.
+    """
+    cfg = _as_config(config)
+    norm = _normalisation_arrays(cfg, normalisation)
+    scalar_names, jagged_names = input_branches(cfg)
+    missing = [b for b in (*scalar_names, *jagged_names) if b not in branches]
+    if missing:
+        raise InputFileError(f"{source}: missing branch(es) {missing}")
+    arrays, n = {}, None
+    for name in scalar_names:
+        try:
+            values = np.asarray(branches[name], dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InputFileError(f"{source}: branch {name!r} must hold one number per jet") from None
+        if values.ndim != 1:
+            raise InputFileError(f"{source}: branch {name!r} must hold one number per jet, got shape "
+                                 f"{values.shape}")
+        arrays[name] = values
+    for name in jagged_names:
+        arrays[name] = _jagged_array(branches[name], name, source)
+    for name, values in arrays.items():
+        if n is None:
+            n, first = len(values), name
+        elif len(values) != n:
+            raise InputFileError(f"{source}: branch {name!r} has {len(values)} jets, {first!r} has {n}")
+    scalars = {name: arrays[name] for name in scalar_names}
+    return _input_groups(arrays, scalars, cfg, norm, np.arange(n or 0), source)
+
+
+def input_branches(config) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(scalar branches, jagged branches) that the input groups of ``config`` read, sort keys included."""
+    cfg = _as_config(config)
+    scalars, jagged = [], []
+    for g in cfg.inputs:
+        (jagged if g.jagged else scalars).extend(g.branches)
+        if g.jagged and g.sort_by:
+            jagged.append(g.sort_by)
+    return tuple(dict.fromkeys(scalars)), tuple(dict.fromkeys(jagged))
+
+
+def _jagged_array(values, name, source):
+    """One jagged branch as an awkward list array (float32 content): from an awkward array or lists of numbers."""
+    import awkward as ak
+
+    if isinstance(values, ak.Array):
+        if values.ndim != 2:
+            raise InputFileError(f"{source}: branch {name!r} must hold a list of numbers per jet")
+        return values
+    try:
+        lengths = np.fromiter((len(v) for v in values), dtype=np.int64)
+        content = np.fromiter((x for v in values for x in v), dtype=np.float32, count=int(lengths.sum()))
+    except (TypeError, ValueError):
+        raise InputFileError(f"{source}: branch {name!r} must hold a list of numbers per jet") from None
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    layout = ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(content))
+    return ak.Array(layout)
+
+
 def derived_spectator(name: str, arrays, path="<arrays>") -> np.ndarray:
     """A derived spectator of every jet in ``arrays`` (branch → awkward array, e.g. ``tree.arrays()``).
 
@@ -357,17 +427,32 @@ def _process_chunk(arrays, cfg, norm, path, resample=None):
     Kept jets: those in a class and passing the selection, then, with ``resample(pt, eta, label)`` given, the
     ones among them at the indices it returns (resampling before padding saves work on rejected jets).
     """
-    from .kernels.padding import pad_sorted
-    from .kernels.stats import standardise
-
-    pre = cfg.preprocessing
     w = cfg.weighting
-    excluded = np.asarray(pre.default_values, dtype=np.float64)
     scalars = _scalars(arrays, cfg)
     label = class_labels(scalars, cfg.classes)
     jets = np.flatnonzero(_keep(scalars, cfg, label))
     if resample is not None:
         jets = jets[resample(scalars[w.pt_branch][jets], scalars[w.eta_branch][jets], label[jets])]
+    out = _input_groups(arrays, scalars, cfg, norm, jets, path)
+    out["label"] = label[jets]
+    spectators = np.empty((len(jets), len(cfg.spectators)), dtype=np.float32)
+    for i, name in enumerate(cfg.spectators):
+        if name in DERIVED_SPECTATORS:
+            spectators[:, i] = derived_spectator(name, arrays, path)[jets]
+        else:
+            spectators[:, i] = scalars[name][jets]
+    out["spectators"] = spectators
+    return out, scalars[w.pt_branch][jets], scalars[w.eta_branch][jets]
+
+
+def _input_groups(arrays, scalars, cfg, norm, jets, path):
+    """The input groups of the jets at indices ``jets``: group → float32 ``(len(jets), *shape)``, sorted,
+    truncated, padded and standardised (shared by files and by jets given in memory)."""
+    from .kernels.padding import pad_sorted
+    from .kernels.stats import standardise
+
+    pre = cfg.preprocessing
+    excluded = np.asarray(pre.default_values, dtype=np.float64)
     out = {}
     for g in cfg.inputs:
         mean, std, clip = norm[g.name]
@@ -384,15 +469,7 @@ def _process_chunk(arrays, cfg, norm, path, resample=None):
         else:
             values = np.stack([scalars[b][jets] for b in g.branches])
             out[g.name] = np.ascontiguousarray(standardise(values, mean, std, excluded, pre.replace_with, clip).T)
-    out["label"] = label[jets]
-    spectators = np.empty((len(jets), len(cfg.spectators)), dtype=np.float32)
-    for i, name in enumerate(cfg.spectators):
-        if name in DERIVED_SPECTATORS:
-            spectators[:, i] = derived_spectator(name, arrays, path)[jets]
-        else:
-            spectators[:, i] = scalars[name][jets]
-    out["spectators"] = spectators
-    return out, scalars[w.pt_branch][jets], scalars[w.eta_branch][jets]
+    return out
 
 
 def _scalars(arrays, cfg, names=None):

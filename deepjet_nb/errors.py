@@ -43,3 +43,7 @@ def one_line(message) -> str:
     repeated at the start ("x.root: x.root: ...") given once."""
     text = " ".join(str(message).split())
     return re.sub(r"^(\S+: )\1+", r"\1", text)
+
+
+class ServiceError(DeepJetError):
+    """The model service refused a request or a model (names the model, field or file at fault)."""

@@ -115,6 +115,29 @@ def test_iter_arrays_equals_unweighted_shard(synthetic_ntuples, tmp_path):
         np.testing.assert_array_equal(np.concatenate([c[key] for c in chunks]), shard[key])
 
 
+def test_jets_converted_in_memory_equal_the_file_conversion_of_the_same_jets(synthetic_ntuples, tmp_path):
+    """convert_jets (what the model server runs on raw branches) gives iter_arrays' numbers for the jets the
+    file conversion keeps, from plain Python lists as a JSON request carries them."""
+    cfg = unweighted()
+    conv.convert(synthetic_ntuples[:1], tmp_path / "ds", cfg, jobs=1, progress=False)
+    ds = open_dataset(tmp_path / "ds")
+    file_arrays = list(conv.iter_arrays(synthetic_ntuples[0], ds.config, ds.normalisation))[0]
+    scalars, jagged = conv.input_branches(ds.config)
+    with uproot.open(synthetic_ntuples[0]) as f:
+        tree = f[ds.config.tree]
+        raw = tree.arrays(list(scalars + jagged), library="ak")
+        everything = tree.arrays(conv._all_branches(ds.config), library="ak", how=dict)
+    kept = conv._keep(conv._scalars(everything, ds.config), ds.config)
+    branches = {b: raw[b].tolist() for b in scalars + jagged}
+    memory = conv.convert_jets(branches, ds.config, ds.normalisation)
+    assert list(memory) == [g.name for g in ds.config.inputs]
+    for group, x in memory.items():
+        np.testing.assert_array_equal(x[kept], file_arrays[group])
+    del branches[jagged[0]]
+    with pytest.raises(conv.InputFileError, match=f"jets: missing branch.*{jagged[0]}"):
+        conv.convert_jets(branches, ds.config, ds.normalisation)
+
+
 def test_resampling_is_seeded_and_follows_reference_shape(synthetic_ntuples, tmp_path):
     cfg = with_weighting(mode="reference", apply="resample")
     conv.convert(synthetic_ntuples, tmp_path / "a", cfg, jobs=1, step_size=300, progress=False)

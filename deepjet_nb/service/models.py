@@ -1,0 +1,497 @@
+"""The served models: a folder of model directories, what each takes, and requests turned into its inputs.
+
+This module knows no HTTP and no MLServer; the runtime and the server call it. A served folder ``DIR`` holds
+one subdirectory per model, named after the model (``[A-Za-z0-9._-]{1,64}``, not starting with a dot):
+
+    DIR/<name>/model.json ...       an exported model directory (docs/formats.md §6): converted inputs, or
+                                    raw DeepNTuples branches converted here with the card's config
+    DIR/<name>/model.onnx           a bare ONNX model uploaded as TFaaS took them, with
+    DIR/<name>/params.json          its parameters (TFaaS's params.json) and
+    DIR/<name>/labels.txt           its class names, one a line: converted inputs only
+
+Names starting with a dot are this module's scratch space (uploads being checked, replaced models being
+removed) and are never served. :func:`install` checks an upload in scratch (ONNX checker, model card, one
+test inference) and only then moves it into place, so a bad upload never replaces or breaks a good model.
+
+Feature keys (TFaaS's ``keys``): a converted input is named ``<group>.<feature>`` for a vector of scalars
+(``global.jet_pt``) and ``<group>[<i>].<feature>`` for object ``i`` of an object list (``cpf[0].Cpfcan_ptrel``);
+a raw jet is given by its branch names (``jet_pt``, ``Cpfcan_ptrel``: a number, or a list of numbers per jet).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..deploy import CARD, MODEL_ONNX, OUTPUT, Predictor, session_options
+from ..errors import DeepJetError, ServiceError
+
+__all__ = ["NAME_PATTERN", "RequestError", "ServedModel", "open_served", "list_models", "check_name",
+           "install", "remove", "arrays_from_keys", "arrays_from_tensors", "arrays_from_jets",
+           "PARAMS", "LABELS", "JETS_INPUT"]
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+PARAMS = "params.json"
+LABELS = "labels.txt"
+JETS_INPUT = "jets"  # the OIP input of raw jets: BYTES, one JSON object (branch -> value or list) per jet
+MAX_TAR_MEMBERS = 64
+NUMERIC_DATATYPES = ("FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
+                     "UINT64", "BOOL")
+
+
+class RequestError(ServiceError):
+    """A request the service cannot serve; ``field`` names the field at fault (HTTP 400 on the wire)."""
+
+    def __init__(self, field: str, message: str, status: int = 400):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.status = status
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one served model
+
+
+@dataclass
+class ServedModel:
+    """A model ready to predict: ``name``, ``path``, ``classes``, ``shapes`` (input → shape without the batch
+    axis), ``features`` (input → feature names, in order), ``predictor`` (the deploy Predictor of an exported
+    directory, None for a bare ONNX model) and ``run`` (converted inputs → float32 ``(n, n_classes)``)."""
+
+    name: str
+    path: Path
+    classes: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    features: dict[str, list[str]]
+    kind: str  # "exported" or "onnx"
+    predictor: Predictor | None = None
+    session: object = None  # the ONNX Runtime session of a bare model
+    output: str = OUTPUT
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.predictor is not None:
+            return self.predictor.predict_array(feed)
+        return self.session.run([self.output], dict(feed))[0]
+
+    @property
+    def raw_branches(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(scalar, jagged) raw branches a jet needs; empty for a bare ONNX model (no card, no conversion)."""
+        if self.predictor is None:
+            return (), ()
+        from ..convert import input_branches
+
+        return input_branches(self.predictor.model.config)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every converted feature key in model order (TFaaS's ``keys``)."""
+        return list(self._key_index)
+
+    @property
+    def _key_index(self) -> dict[str, int]:
+        index = self.__dict__.get("_keys")
+        if index is None:
+            names = []
+            for group, shape in self.shapes.items():
+                feats = self.features[group]
+                if len(shape) == 1:
+                    names += [f"{group}.{f}" for f in feats]
+                else:
+                    names += [f"{group}[{i}].{f}" for i in range(shape[0]) for f in feats]
+            index = self.__dict__["_keys"] = {k: i for i, k in enumerate(names)}
+        return index
+
+    def card_summary(self) -> dict:
+        """What ``/models`` and the metadata show of this model."""
+        card = self.predictor.model.card if self.predictor is not None else {}
+        scalars, jagged = self.raw_branches
+        return {"name": self.name, "kind": self.kind, "network": card.get("model"), "classes": self.classes,
+                "inputs": [{"name": g, "shape": [-1, *s], "datatype": "FP32"} for g, s in self.shapes.items()],
+                "output": {"name": OUTPUT, "shape": [-1, len(self.classes)], "datatype": "FP32"},
+                "keys": len(self.keys), "raw_branches": {"scalar": list(scalars), "jagged": list(jagged)},
+                "discriminants": card.get("discriminants", {})}
+
+
+def open_served(path: str | os.PathLike, name: str | None = None, *, threads: int = 1) -> ServedModel:
+    """Open the model in ``path`` (an exported model directory, or a bare ``model.onnx`` with ``labels.txt``).
+    Raises :class:`ServiceError` (or :class:`DeployError`) naming the file at fault."""
+    path = Path(path)
+    name = name or path.name
+    if (path / CARD).is_file():
+        predictor = Predictor(path, threads=threads)
+        model = predictor.model
+        return ServedModel(name, path, predictor.classes, dict(predictor.shapes),
+                           {g: list(spec["features"]) for g, spec in model.inputs.items()}, "exported", predictor)
+    return _open_bare(path, name, threads)
+
+
+def _open_bare(path, name, threads):
+    import onnxruntime as ort
+
+    onnx_file, labels_file = path / MODEL_ONNX, path / LABELS
+    if not onnx_file.is_file():
+        raise ServiceError(f"{path}: neither {CARD} (an exported model) nor {MODEL_ONNX}")
+    if not labels_file.is_file():
+        raise ServiceError(f"{labels_file}: missing (a bare ONNX model needs its class names, one a line)")
+    classes = [line.strip() for line in labels_file.read_text(errors="replace").splitlines() if line.strip()]
+    params = _read_params(path / PARAMS) if (path / PARAMS).is_file() else {}
+    try:
+        session = ort.InferenceSession(str(onnx_file), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as err:  # ONNX Runtime's own exception types
+        raise ServiceError(f"{onnx_file}: ONNX Runtime cannot load it ({type(err).__name__}: {err})") from None
+    shapes, features = {}, {}
+    for value in session.get_inputs():
+        dims = value.shape[1:]
+        if not all(isinstance(d, int) and d > 0 for d in dims) or value.type != "tensor(float)":
+            raise ServiceError(f"{onnx_file}: input {value.name!r} must be float32 with fixed dimensions after "
+                               f"the batch axis, got {value.type} {value.shape}")
+        shapes[value.name] = tuple(dims)
+        names = (params.get("features") or {}).get(value.name) if isinstance(params.get("features"), dict) else None
+        features[value.name] = [str(f) for f in names] if names else [str(i) for i in range(dims[-1])]
+        if len(features[value.name]) != dims[-1]:
+            raise ServiceError(f"{path / PARAMS}: features[{value.name!r}] has {len(names)} names, the input has "
+                               f"{dims[-1]} features")
+    outputs = session.get_outputs()
+    width = outputs[0].shape[-1] if outputs and len(outputs[0].shape) == 2 else None
+    if width != len(classes):
+        raise ServiceError(f"{labels_file}: {len(classes)} labels, the model's output {outputs[0].name!r} has "
+                           f"shape {outputs[0].shape if outputs else None}")
+    return ServedModel(name, path, classes, shapes, features, "onnx", None, session, outputs[0].name)
+
+
+def _read_params(path):
+    try:
+        params = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ServiceError(f"{path}: not a JSON object ({err})") from None
+    if not isinstance(params, dict):
+        raise ServiceError(f"{path}: not a JSON object")
+    return params
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the folder of models
+
+
+def check_name(name, field: str = "model") -> str:
+    """``name`` if it is a valid model name, else :class:`RequestError` (no paths, no dot files)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name.startswith("."):
+        raise RequestError(field, f"invalid model name {str(name)[:80]!r}: use 1 to 64 of A-Z a-z 0-9 . _ - "
+                                  f"(not starting with a dot)")
+    return name
+
+
+def list_models(root: str | os.PathLike) -> dict[str, Path]:
+    """name → directory of every servable model under ``root`` (sorted by name)."""
+    root = Path(root)
+    found = {}
+    for entry in sorted(root.iterdir()) if root.is_dir() else ():
+        if entry.name.startswith(".") or not NAME_PATTERN.fullmatch(entry.name) or not entry.is_dir():
+            continue
+        if (entry / CARD).is_file() or (entry / MODEL_ONNX).is_file():
+            found[entry.name] = entry
+    return found
+
+
+def install(root: str | os.PathLike, name: str, model: bytes, *, filename: str = MODEL_ONNX,
+            params: bytes | None = None, labels: bytes | None = None) -> Path:
+    """Install an uploaded model as ``root/name``: ``model`` is a bare ONNX file (``filename`` ending in
+    ``.onnx``; then ``labels`` is required) or a tarball of an exported model directory (``.tar``, ``.tar.gz``,
+    ``.tgz``). It is unpacked into scratch, checked (ONNX checker, model card, one inference on zeros) and then
+    moved into place, replacing the old model; a failed check leaves the old model as it was. Returns the
+    directory. Raises :class:`RequestError` naming the upload field at fault."""
+    check_name(name)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=root))
+    try:
+        if _is_tarball(filename, model):
+            _unpack(model, scratch)
+        else:
+            if not filename.endswith(".onnx"):
+                raise RequestError("model", f"{filename!r}: upload a model.onnx or a tarball (.tar.gz) of an "
+                                            f"exported model directory")
+            (scratch / MODEL_ONNX).write_bytes(model)
+        if params is not None:
+            try:
+                json.loads(params)
+            except ValueError as err:
+                raise RequestError("params", f"not JSON ({err})") from None
+            (scratch / PARAMS).write_bytes(params)
+        if labels is not None:
+            (scratch / LABELS).write_bytes(labels)
+        _validate(scratch, name)
+        _replace(scratch, root / name)
+        return root / name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove(root: str | os.PathLike, name: str) -> None:
+    """Remove the model ``root/name`` (moved aside first, so readers never see half a directory)."""
+    check_name(name)
+    target = Path(root) / name
+    if not target.is_dir():
+        raise RequestError("model", f"no model {name!r}", status=404)
+    aside = target.with_name(f".removed-{name}-{uuid.uuid4().hex[:8]}")
+    os.rename(target, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _is_tarball(filename, data):
+    return filename.endswith((".tar", ".tar.gz", ".tgz")) or data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar"
+
+
+def _unpack(data, scratch):
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            members = tar.getmembers()
+            if len(members) > MAX_TAR_MEMBERS:
+                raise RequestError("model", f"tarball has {len(members)} entries, at most {MAX_TAR_MEMBERS}")
+            tar.extractall(scratch / "unpacked", filter="data")  # no absolute paths, '..', devices or links out
+    except RequestError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, ValueError) as err:
+        raise RequestError("model", f"not a valid tarball ({type(err).__name__}: {err})") from None
+    cards = [p.parent for p in (scratch / "unpacked").rglob(CARD)]
+    if len(cards) != 1:
+        raise RequestError("model", f"the tarball must hold one exported model directory (one {CARD}), found "
+                                    f"{len(cards)}")
+    for entry in cards[0].iterdir():
+        os.rename(entry, scratch / entry.name)
+    shutil.rmtree(scratch / "unpacked")
+
+
+def _validate(scratch, name):
+    import onnx
+
+    if not (scratch / CARD).is_file():
+        try:
+            onnx.checker.check_model(str(scratch / MODEL_ONNX))
+        except Exception as err:  # onnx raises ValidationError, DecodeError, ...
+            raise RequestError("model", f"not a valid ONNX model ({type(err).__name__}: "
+                                        f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
+        if not (scratch / LABELS).is_file():
+            raise RequestError("labels", "a bare ONNX model needs its labels file (class names, one a line)")
+    try:
+        served = open_served(scratch, name)
+        probs = served.run({g: np.zeros((1, *s), np.float32) for g, s in served.shapes.items()})
+    except RequestError:
+        raise
+    except DeepJetError as err:
+        raise RequestError("model", str(err).replace(str(scratch), name)) from None
+    except Exception as err:  # ONNX Runtime failing on the test inference
+        raise RequestError("model", f"the test inference failed ({type(err).__name__}: {err})") from None
+    if probs.shape != (1, len(served.classes)) or not np.all(np.isfinite(probs)):
+        raise RequestError("model", f"the test inference gave shape {probs.shape} (or non-finite values), "
+                                    f"expected (1, {len(served.classes)})")
+
+
+def _replace(new, target):
+    """Move ``new`` to ``target``: the old directory is renamed aside first and removed after."""
+    staged = target.with_name(f".staged-{target.name}-{uuid.uuid4().hex[:8]}")
+    os.rename(new, staged)
+    aside = None
+    if target.exists():
+        aside = target.with_name(f".replaced-{target.name}-{uuid.uuid4().hex[:8]}")
+        os.rename(target, aside)
+    os.rename(staged, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# requests → converted inputs
+
+
+def arrays_from_keys(model: ServedModel, keys, values) -> tuple[dict[str, np.ndarray], bool]:
+    """TFaaS's ``{"keys": [...], "values": [...]}`` → (converted inputs, whether one row was given).
+
+    ``keys`` are converted feature keys (every one of :attr:`ServedModel.keys`, any order) or raw branch names
+    (every branch of :attr:`ServedModel.raw_branches`); ``values`` one row (a list aligned with ``keys``) or a
+    list of rows. Unknown, missing or repeated keys and rows of the wrong length are a :class:`RequestError`
+    naming them."""
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise RequestError("keys", "must be a non-empty list of feature names")
+    if not isinstance(values, list) or not values:
+        raise RequestError("values", "must be a row (a list aligned with keys) or a list of rows")
+    index = model._key_index
+    if keys[0] in index or keys[0] not in set(model.raw_branches[0]) | set(model.raw_branches[1]):
+        return _converted_rows(model, keys, values, index)
+    return _raw_rows(model, keys, values)
+
+
+def _converted_rows(model, keys, values, index):
+    order = _key_order(model, tuple(keys), index)
+    single = not isinstance(values[0], list)
+    rows = [values] if single else values
+    try:
+        matrix = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise RequestError("values", "rows must be lists of numbers, one per key") from None
+    if matrix.ndim != 2 or matrix.shape[1] != len(keys):
+        raise RequestError("values", f"each row must have {len(keys)} numbers (one per key), got shape "
+                                     f"{list(matrix.shape)}")
+    flat = matrix[:, order] if order is not None else matrix
+    feed, start = {}, 0
+    for group, shape in model.shapes.items():
+        size = math.prod(shape)
+        feed[group] = np.ascontiguousarray(flat[:, start:start + size].reshape(len(flat), *shape))
+        start += size
+    return feed, single
+
+
+def _key_order(model, keys, index):
+    """Column permutation from the request's key order to the model's (None when already in model order);
+    cached per key tuple, so a loop over events pays the checks once."""
+    cache = model.__dict__.setdefault("_orders", {})
+    if keys in cache:
+        return cache[keys]
+    unknown = [k for k in keys if k not in index]
+    if unknown:
+        raise RequestError("keys", f"unknown key(s) {unknown[:10]}{' ...' if len(unknown) > 10 else ''} for model "
+                                   f"{model.name!r} (its keys look like {model.keys[0]!r}; GET /models)")
+    if len(set(keys)) != len(keys):
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        raise RequestError("keys", f"repeated key(s) {repeated[:10]}")
+    missing = [k for k in index if k not in set(keys)]
+    if missing:
+        raise RequestError("keys", f"missing key(s) {missing[:10]}{' ...' if len(missing) > 10 else ''} "
+                                   f"({len(missing)} of {len(index)})")
+    positions = np.array([keys.index(k) for k in index]) if list(keys) != list(index) else None
+    if len(cache) < 64:
+        cache[keys] = positions
+    return positions
+
+
+def _raw_rows(model, keys, values):
+    scalars, jagged = model.raw_branches
+    known = set(scalars) | set(jagged)
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise RequestError("keys", f"unknown branch(es) {unknown[:10]} for model {model.name!r}")
+    missing = [b for b in (*scalars, *jagged) if b not in set(keys)]
+    if missing:
+        raise RequestError("keys", f"missing branch(es) {missing[:10]}")
+    probe = keys.index(scalars[0]) if scalars else 0
+    single = len(values) == len(keys) and not isinstance(values[probe], list)
+    rows = [values] if single else values
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(keys):
+            raise RequestError(f"values[{i}]" if not single else "values",
+                               f"a row must have {len(keys)} entries (one per key)")
+    return arrays_from_jets(model, {k: [row[j] for row in rows] for j, k in enumerate(keys)}, field="values"), single
+
+
+def arrays_from_jets(model: ServedModel, branches: Mapping, field: str = JETS_INPUT) -> dict[str, np.ndarray]:
+    """Raw branches of one or many jets (branch → list with one entry per jet) → converted inputs, through
+    the conversion kernels and normalisation of the model card (:func:`deepjet_nb.convert.convert_jets`)."""
+    from ..convert import convert_jets
+
+    if model.predictor is None:
+        raise RequestError(field, f"model {model.name!r} is a bare ONNX model (no model card): send converted "
+                                  f"inputs, not raw branches")
+    card = model.predictor.model
+    try:
+        return convert_jets(branches, card.config, card.normalisation, source=field)
+    except DeepJetError as err:
+        raise RequestError(field, str(err).removeprefix(f"{field}: ")) from None
+
+
+def jets_from_json(items: Sequence, field: str = JETS_INPUT) -> dict[str, list]:
+    """JSON objects of jets (``str``/``bytes`` each, branch → value) → branch → list over jets."""
+    jets = []
+    for i, item in enumerate(items):
+        try:
+            jet = json.loads(item)
+        except (TypeError, ValueError):
+            raise RequestError(f"{field}[{i}]", "must be a JSON object of branches") from None
+        if not isinstance(jet, dict):
+            raise RequestError(f"{field}[{i}]", "must be a JSON object of branches")
+        jets.append(jet)
+    names = list(jets[0]) if jets else []
+    for i, jet in enumerate(jets):
+        if set(jet) != set(names):
+            raise RequestError(f"{field}[{i}]", f"has other branches than {field}[0]")
+    return {name: [jet[name] for jet in jets] for name in names}
+
+
+def arrays_from_tensors(model: ServedModel, tensors: Sequence[tuple]) -> dict[str, np.ndarray]:
+    """OIP inputs ``(name, datatype, shape, data)`` → converted inputs: every input group of the model (FP32
+    or another numeric type, shape ``[n, *group shape]``), or one BYTES input ``jets`` of raw jets."""
+    names = [t[0] for t in tensors]
+    if names == [JETS_INPUT] and JETS_INPUT not in model.shapes:
+        name, datatype, shape, data = tensors[0]
+        if datatype != "BYTES":
+            raise RequestError(f"inputs[{JETS_INPUT}].datatype", "raw jets are BYTES (one JSON object per jet)")
+        items = _flat_items(data)
+        if not items:
+            raise RequestError(f"inputs[{JETS_INPUT}].data", "no jets")
+        return arrays_from_jets(model, jets_from_json(items, f"inputs[{JETS_INPUT}]"), f"inputs[{JETS_INPUT}]")
+    unknown = [n for n in names if n not in model.shapes]
+    if unknown:
+        raise RequestError("inputs", f"unknown input(s) {unknown} for model {model.name!r}; it takes "
+                                     f"{list(model.shapes)} (or one BYTES input {JETS_INPUT!r} of raw jets)")
+    if len(set(names)) != len(names):
+        raise RequestError("inputs", "an input is given twice")
+    missing = [g for g in model.shapes if g not in names]
+    if missing:
+        raise RequestError("inputs", f"missing input(s) {missing} for model {model.name!r}")
+    feed, n = {}, None
+    for name, datatype, shape, data in tensors:
+        field = f"inputs[{name}]"
+        want = model.shapes[name]
+        if datatype not in NUMERIC_DATATYPES:
+            raise RequestError(f"{field}.datatype", f"{datatype!r}: must be numeric (FP32)")
+        if (not isinstance(shape, (list, tuple)) or len(shape) != 1 + len(want) or tuple(shape[1:]) != want
+                or not isinstance(shape[0], int) or shape[0] < 1):
+            raise RequestError(f"{field}.shape", f"{list(shape) if isinstance(shape, (list, tuple)) else shape}: "
+                                                 f"must be [n, {', '.join(map(str, want))}] with n >= 1")
+        array = _numeric(data, field)
+        if array.size != math.prod(shape):
+            raise RequestError(f"{field}.data", f"{array.size} values, shape {list(shape)} needs "
+                                                f"{math.prod(shape)}")
+        feed[name] = array.reshape(shape)
+        if n is None:
+            n, first = shape[0], name
+        elif shape[0] != n:
+            raise RequestError(f"{field}.shape", f"{shape[0]} jets, {first!r} has {n}")
+    return feed
+
+
+def _numeric(data, field):
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data, dtype=np.float32).ravel()
+    if isinstance(data, (bytes, bytearray)):
+        if len(data) % 4:
+            raise RequestError(f"{field}.data", "raw contents are not a whole number of FP32 values")
+        return np.frombuffer(data, dtype="<f4")
+    try:
+        array = np.asarray(data, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError(f"{field}.data", "must be numbers") from None
+    return array.ravel()
+
+
+def _flat_items(data):
+    if isinstance(data, (str, bytes)):
+        return [data]
+    out = []
+    for item in data if isinstance(data, (list, tuple)) else [data]:
+        if isinstance(item, (list, tuple)):
+            out.extend(_flat_items(item))
+        else:
+            out.append(item)
+    return out
