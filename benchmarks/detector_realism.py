@@ -13,11 +13,10 @@ Two parts, one JSON line each:
 
     python benchmarks/detector_realism.py --events 3000 [--truth-events 500] [--seed 5]
 
-Runs with any checkout on PYTHONPATH (the truth part needs the ``origin`` column; older detectors report 0).
+The file part reads any ntuple of the DeepNTuples schema; the truth part needs this checkout's detector.
 """
 
 import argparse
-import inspect
 import json
 import tempfile
 from pathlib import Path
@@ -72,10 +71,10 @@ def auc(score, label):
 
 def truth_metrics(events, seed):
     from deepjet_nb.samples import detector as C, features, truth
-    from deepjet_nb.samples.producer import JET_ETA_MAX, JET_PT_MIN, _cluster, _eta_phi_pt, _offsets
+    from deepjet_nb.samples.pileup import Library
+    from deepjet_nb.samples.producer import reconstruct_jets
     from deepjet_nb.samples.pythia import EventGenerator, block_seed
 
-    has_origin = hasattr(C, "C_ORIGIN")
     generator = EventGenerator("ttbar")
     d0_rows = []
     chi2_rows = []
@@ -85,14 +84,10 @@ def truth_metrics(events, seed):
     for block in range(-(-events // 100)):
         batch = generator.generate(min(100, events - 100 * block), block_seed(seed, block))
         C.seed_numba(block_seed(seed, block))
-        args = (batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e,
-                batch.vx, batch.vy, batch.vz, 0.0)
-        if "lib_offsets" in inspect.signature(C.simulate_candidates.py_func).parameters:  # pile-up library
-            from deepjet_nb.samples.pileup import Library
-
-            lib = Library.empty()
-            args += (lib.offsets, lib.pid, lib.charge, lib.p4, lib.vertex, lib.vertex_tracks)
-        cand, cand_offsets, pv_true, pv_reco, _ = C.simulate_candidates(*args)
+        lib = Library.empty()
+        cand, cand_offsets, pv_true, pv_reco, _ = C.simulate_candidates(
+            batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e, batch.vx,
+            batch.vy, batch.vz, 0.0, lib.offsets, lib.pid, lib.charge, lib.p4, lib.vertex, lib.vertex_tracks)
         event_of_cand = np.repeat(np.arange(batch.n_events), np.diff(cand_offsets))
         trk = cand[C.C_KIND] == C.TRACK
         gen = cand[C.C_GEN].astype(np.int64)
@@ -101,8 +96,7 @@ def truth_metrics(events, seed):
         gi = np.clip(base + gen, 0, len(batch.vx) - 1)
         prompt = trk & (gen > 0) & (np.hypot(batch.vx[gi] - pv_true[event_of_cand, 0],
                                              batch.vy[gi] - pv_true[event_of_cand, 1]) < 1e-9)
-        if has_origin:
-            prompt &= cand[C.C_ORIGIN] == C.ORIGIN_GENERATOR
+        prompt &= cand[C.C_ORIGIN] == C.ORIGIN_GENERATOR
         pt = np.hypot(cand[C.C_PX], cand[C.C_PY])
         eta = np.arcsinh(cand[C.C_PZ] / np.maximum(pt, 1e-9))
         # signed transverse distance of the measured line from the true PV
@@ -112,29 +106,12 @@ def truth_metrics(events, seed):
         d0 = (dx * cand[C.C_TY] - dy * cand[C.C_TX]) / np.maximum(txy, 1e-12)
         sel = prompt & (np.abs(eta) < 0.5)
         d0_rows.append(np.stack([pt[sel], d0[sel], cand[C.C_SD0, sel]], axis=1))
-        label = np.zeros(trk.sum(), bool)
-        if has_origin:
-            label = (np.abs(cand[C.C_D0_PULL, trk]) > 3) | (cand[C.C_NWRONG, trk] > 0)
-        else:
-            label = cand[C.C_FAKE, trk] > 0
+        label = (np.abs(cand[C.C_D0_PULL, trk]) > 3) | (cand[C.C_NWRONG, trk] > 0)
         chi2_rows.append(np.stack([cand[C.C_CHI2, trk], label], axis=1))
 
         # jets and vertices as in the producer, with the origin of the vertex tracks
-        keep = np.nonzero(features.chs_keep(cand, cand_offsets, pv_reco))[0]
-        kept_offsets = _offsets(np.bincount(event_of_cand[keep], minlength=batch.n_events))
-        p4, jets_per_event, const_counts, const_index = _cluster(
-            cand[C.C_PX, keep], cand[C.C_PY, keep], cand[C.C_PZ, keep], cand[C.C_E, keep], np.diff(kept_offsets),
-            JET_PT_MIN)
-        jeta, jphi, jpt = _eta_phi_pt(p4)
-        jet_event = np.repeat(np.arange(batch.n_events), jets_per_event)
-        const_event = np.repeat(jet_event, const_counts)
-        const_index = keep[kept_offsets[const_event] + const_index] - cand_offsets[const_event]
-        good = (np.abs(jeta) < JET_ETA_MAX) & (jpt > JET_PT_MIN)
-        const_keep = np.repeat(good, const_counts)
-        const_index = const_index[const_keep]
-        const_offsets = _offsets(const_counts[good])
-        p4, jeta, jphi, jet_event = p4[good], jeta[good], jphi[good], jet_event[good]
-        jet_offsets = _offsets(np.bincount(jet_event, minlength=batch.n_events))
+        p4, jeta, jphi, jet_event, jet_offsets, const_offsets, const_index = reconstruct_jets(
+            cand, cand_offsets, pv_reco, batch.n_events)
         _, hflav, _, _, _ = truth.label_jets(
             batch.offsets, batch.pid, batch.status, batch.mother1, batch.mother2, batch.daughter1,
             batch.daughter2, batch.px, batch.py, batch.pz, jet_offsets, jeta, jphi)
@@ -153,7 +130,7 @@ def truth_metrics(events, seed):
             assign, vpos, _, _ = features.find_vertices(points, dirs, weights, p4s, charges, np.abs(ip3),
                                                         np.abs(ip3s), pv_reco[ev], pv_var, jeta[j], jphi[j])
             sv_counts[flavour] += len(vpos) > 0
-            origin = cand[C.C_ORIGIN, trk_idx] if has_origin else np.zeros(len(trk_idx))
+            origin = cand[C.C_ORIGIN, trk_idx]
             source = _track_sources(batch, cand[C.C_GEN, trk_idx].astype(np.int64), origin, pv_true[ev], C)
             for v in range(len(vpos)):
                 o = origin[assign == v]

@@ -98,27 +98,8 @@ def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: f
         batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e,
         batch.vx, batch.vy, batch.vz, float(pileup), library.offsets, library.pid, library.charge, library.p4,
         library.vertex, library.vertex_tracks)
-    # cluster the candidates that survive charged-hadron subtraction; all stay available to the features
-    keep = np.nonzero(features.chs_keep(cand, cand_offsets, pv_reco))[0]
-    event_of_cand = np.repeat(np.arange(batch.n_events), np.diff(cand_offsets))
-    kept_offsets = _offsets(np.bincount(event_of_cand[keep], minlength=batch.n_events))
-    C = detector
-    p4, jets_per_event, const_counts, const_index = _cluster(
-        cand[C.C_PX, keep], cand[C.C_PY, keep], cand[C.C_PZ, keep], cand[C.C_E, keep], np.diff(kept_offsets),
-        JET_PT_MIN)
-    eta, phi, pt = _eta_phi_pt(p4)
-    jet_event = np.repeat(np.arange(batch.n_events), jets_per_event)
-    # constituent indices: local to the event among kept candidates -> local to the event among all
-    const_event = np.repeat(jet_event, const_counts)
-    const_index = keep[kept_offsets[const_event] + const_index] - cand_offsets[const_event]
-    const_offsets = _offsets(const_counts)
-    good = (np.abs(eta) < JET_ETA_MAX) & (pt > JET_PT_MIN)
-    # keep the constituents of the selected jets only
-    const_keep = np.repeat(good, const_counts)
-    const_index = const_index[const_keep]
-    const_offsets = _offsets(const_counts[good])
-    p4, eta, phi, jet_event = p4[good], eta[good], phi[good], jet_event[good]
-    jet_offsets = _offsets(np.bincount(jet_event, minlength=batch.n_events))
+    p4, eta, phi, jet_event, jet_offsets, const_offsets, const_index = reconstruct_jets(
+        cand, cand_offsets, pv_reco, batch.n_events)
 
     flags, hflav, pflav, _, _ = truth.label_jets(
         batch.offsets, batch.pid, batch.status, batch.mother1, batch.mother2, batch.daughter1, batch.daughter2,
@@ -149,6 +130,31 @@ def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: f
         out[record] = ak.unflatten(
             ak.zip({f: content[:, i].astype(np.float32) for i, f in enumerate(fields)}), counts)
     return _cast(out)
+
+
+def reconstruct_jets(cand, cand_offsets, pv_reco, n_events):
+    """anti-kT jets of the candidates that survive charged-hadron subtraction (all candidates stay available to
+    the features), selected in pT and eta: ``(p4, eta, phi, jet_event, jet_offsets, const_offsets,
+    const_index)``, constituent indices local to each event among all its candidates."""
+    C = detector
+    keep = np.nonzero(features.chs_keep(cand, cand_offsets, pv_reco))[0]
+    event_of_cand = np.repeat(np.arange(n_events), np.diff(cand_offsets))
+    kept_offsets = _offsets(np.bincount(event_of_cand[keep], minlength=n_events))
+    p4, jets_per_event, const_counts, const_index = _cluster(
+        cand[C.C_PX, keep], cand[C.C_PY, keep], cand[C.C_PZ, keep], cand[C.C_E, keep], np.diff(kept_offsets),
+        JET_PT_MIN)
+    eta, phi, pt = _eta_phi_pt(p4)
+    jet_event = np.repeat(np.arange(n_events), jets_per_event)
+    # constituent indices: local to the event among kept candidates -> local to the event among all
+    const_event = np.repeat(jet_event, const_counts)
+    const_index = keep[kept_offsets[const_event] + const_index] - cand_offsets[const_event]
+    good = (np.abs(eta) < JET_ETA_MAX) & (pt > JET_PT_MIN)
+    # keep the constituents of the selected jets only
+    const_index = const_index[np.repeat(good, const_counts)]
+    const_offsets = _offsets(const_counts[good])
+    p4, eta, phi, jet_event = p4[good], eta[good], phi[good], jet_event[good]
+    jet_offsets = _offsets(np.bincount(jet_event, minlength=n_events))
+    return p4, eta, phi, jet_event, jet_offsets, const_offsets, const_index
 
 
 def _matched_gen_pt(batch, eta, phi, jet_event):
