@@ -1,17 +1,20 @@
-"""The DeepNTuples jet-ntuple schema: one TTree entry per jet (docs/reference.md §1, docs/formats.md §1).
+"""The ntuple schemas: the DeepNTuples jet ntuple (one TTree entry per AK4 jet), the DeepAK8 fat-jet ntuple (one
+entry per AK8 jet) and the event-level ntuple (one entry per event) (docs/reference.md §1, docs/formats.md).
 
-Real CMS DeepNTuples files use these names, so code written against this module works on them too. This is the
-one list of branch names: the sample producer, the synthetic test writer, the data-config validation,
-conversion and evaluation all take their names from here.
+Real CMS DeepNTuples and DeepAK8 files use these names, so code written against this module works on them too.
+This is the one list of branch names: the sample producers, the synthetic test writer, the data-config
+validation, conversion and evaluation all take their names from here. A data config names its schema
+(``schema: deepak8``); without one it is the DeepNTuples schema, whose names are also this module's top-level
+constants.
 
 Jagged branches hold one value per object. Each kind of object is an :class:`ObjectList`: the branches share
-a counter branch (their per-jet length) and a name prefix (``Cpfcan_``, ``sv_``, ...), which is how uproot
+a counter branch (their per-entry length) and a name prefix (``Cpfcan_``, ``sv_``, ...), which is how uproot
 groups them when writing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TREE = "deepntuplizer/tree"
 
@@ -95,37 +98,167 @@ INTEGER_BRANCHES = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Schema:
+    """One ntuple layout: its tree, scalar branches, object lists and truth.
+
+    ``truth_flags`` are the 0/1 class flags (at most one set per entry), ``truth_ints`` further integer truth
+    and ``truth_floats`` generator-level numbers: together the :attr:`truth_branches`, never network inputs.
+    ``pt_branch``/``eta_branch`` are the default reweighting variables and ``required_spectators`` what every
+    prediction file of this schema carries for evaluation. ``entry`` says what one entry is.
+    """
+
+    name: str
+    tree: str
+    entry: str
+    scalars: tuple[str, ...]
+    object_lists: tuple[ObjectList, ...]
+    truth_flags: tuple[str, ...]
+    truth_ints: tuple[str, ...] = ()
+    truth_floats: tuple[str, ...] = ()
+    integer_branches: frozenset = frozenset()
+    pt_branch: str = "jet_pt"
+    eta_branch: str = "jet_eta"
+    required_spectators: tuple[str, ...] = ()
+    counters: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "counters", {o.branches: o.counter for o in self.object_lists})
+
+    @property
+    def jagged(self) -> tuple[str, ...]:
+        return tuple(b for o in self.object_lists for b in o.branches)
+
+    @property
+    def all_branches(self) -> tuple[str, ...]:
+        return self.scalars + self.jagged
+
+    @property
+    def truth_branches(self) -> tuple[str, ...]:
+        return self.truth_flags + self.truth_ints + self.truth_floats
+
+    def object_list(self, branch: str) -> ObjectList | None:
+        """The :class:`ObjectList` a jagged branch belongs to (None for a scalar or unknown branch)."""
+        for objects in self.object_lists:
+            if branch in objects.branches:
+                return objects
+        return None
+
+    def counter_of(self, branch: str) -> str | None:
+        """The counter branch of a jagged branch (None for a scalar or unknown branch)."""
+        objects = self.object_list(branch)
+        return objects.counter if objects else None
+
+    def branch_problem(self, name: str, jagged: bool, dtype) -> str | None:
+        """Why a branch stored as one value per entry (``jagged`` false) or a list per entry, of numpy ``dtype``,
+        does not fit the schema entry ``name``; None when it fits or ``name`` is not a schema branch.
+
+        Lists must be lists and scalars scalars; the truth flags and integer truth must be integers (or bools),
+        since a fractional flag would silently move entries out of their class; every other branch must be
+        numeric, not bool.
+        """
+        if name not in self.all_branches:
+            return None
+        what = self.entry
+        if jagged != (name in self.jagged):
+            have, want = ("a list", "one value") if jagged else ("one value", "a list")
+            return f"branch {name!r} holds {have} per {what}; the schema has {want} per {what}"
+        kind = getattr(dtype, "kind", "O")
+        if name in self.truth_flags + self.truth_ints:
+            if kind not in "iub":
+                return f"branch {name!r} has type {dtype}; truth flags and flavours are integers (0/1 flags)"
+        elif kind not in "iuf":
+            return f"branch {name!r} has type {dtype}; the schema has a number (float32)"
+        return None
+
+
+DEEPNTUPLES = Schema(
+    name="deepntuples", tree=TREE, entry="jet", scalars=SCALARS, object_lists=OBJECT_LISTS,
+    truth_flags=FLAVOUR_FLAGS, truth_ints=FLAVOUR_INTS, truth_floats=("gen_pt",),
+    integer_branches=INTEGER_BRANCHES,
+    required_spectators=("jet_pt", "jet_eta", *FLAVOUR_FLAGS, "trackCounting_sip3dSig2"),
+)
+
+
 def object_list(branch: str) -> ObjectList | None:
-    """The :class:`ObjectList` a jagged branch belongs to (None for a scalar or unknown branch)."""
-    for objects in OBJECT_LISTS:
-        if branch in objects.branches:
-            return objects
-    return None
+    """The DeepNTuples :class:`ObjectList` a jagged branch belongs to (None for a scalar or unknown branch)."""
+    return DEEPNTUPLES.object_list(branch)
 
 
 def counter_of(branch: str) -> str | None:
-    """The counter branch of a jagged branch (None for a scalar or unknown branch)."""
-    objects = object_list(branch)
-    return objects.counter if objects else None
+    """The counter branch of a DeepNTuples jagged branch (None for a scalar or unknown branch)."""
+    return DEEPNTUPLES.counter_of(branch)
 
 
 def branch_problem(name: str, jagged: bool, dtype) -> str | None:
-    """Why a branch stored as one value per jet (``jagged`` false) or a list per jet, of numpy ``dtype``, does
-    not fit the schema entry ``name``; None when it fits or ``name`` is not a schema branch.
+    """:meth:`Schema.branch_problem` of the DeepNTuples schema."""
+    return DEEPNTUPLES.branch_problem(name, jagged, dtype)
 
-    Lists must be lists and scalars scalars; the truth flags and flavours must be integers (or bools), since a
-    fractional flag would silently move jets out of their class; every other branch must be numeric, not bool.
-    """
-    if name not in ALL_BRANCHES:
-        return None
-    if jagged != (name in JAGGED):
-        have, want = ("a list", "one value") if jagged else ("one value", "a list")
-        return f"branch {name!r} holds {have} per jet; the schema has {want} per jet"
-    kind = getattr(dtype, "kind", "O")
-    if name in FLAVOUR_FLAGS + FLAVOUR_INTS:
-        if kind not in "iub":
-            return f"branch {name!r} has type {dtype}; truth flags and flavours are integers (0/1 flags)"
-    elif kind not in "iuf":
-        return f"branch {name!r} has type {dtype}; the schema has a number (float32)"
-    return None
 
+# ---------------------------------------------------------------------------------------------------------
+# DeepAK8 / ParticleNet fat-jet ntuple: one entry per anti-kT R = 0.8 jet (docs/formats.md §1b)
+
+FJ_KINEMATICS = (
+    "fj_pt", "fj_eta", "fj_phi", "fj_mass", "fj_sdmass", "fj_tau1", "fj_tau2", "fj_tau3", "fj_tau21", "fj_tau32",
+    "fj_sdsj1_pt", "fj_sdsj1_eta", "fj_sdsj1_phi", "fj_sdsj1_mass",
+    "fj_sdsj2_pt", "fj_sdsj2_eta", "fj_sdsj2_phi", "fj_sdsj2_mass", "fj_sdsj_dr", "fj_sdsj_z",
+    "npv", "n_pfcands", "n_sv",
+)
+FJ_LABELS = (
+    "label_Top_bcq", "label_Top_bqq", "label_Top_bc", "label_Top_bq", "label_Top_others",
+    "label_W_cq", "label_W_qq", "label_Z_bb", "label_Z_cc", "label_Z_qq", "label_H_bb", "label_H_cc",
+    "label_QCD_bb", "label_QCD_cc", "label_QCD_b", "label_QCD_c", "label_QCD_others", "label_Undefined",
+)
+# generator level: the matched resonance (0 for QCD jets) and the B/C hadrons inside the jet
+FJ_TRUTH_INTS = ("fj_nbHadrons", "fj_ncHadrons")
+FJ_TRUTH_FLOATS = ("fj_genjet_pt", "fj_genjet_sdmass", "fj_gen_res_pt", "fj_gen_res_mass")
+PFCAND = (
+    "pfcand_ptrel_log", "pfcand_erel_log", "pfcand_pt_log", "pfcand_e_log", "pfcand_etarel", "pfcand_phirel",
+    "pfcand_deltaR", "pfcand_abseta", "pfcand_charge", "pfcand_isEl", "pfcand_isMu", "pfcand_isGamma",
+    "pfcand_isChargedHad", "pfcand_isNeutralHad", "pfcand_normchi2", "pfcand_quality", "pfcand_dz",
+    "pfcand_dzsig", "pfcand_dxy", "pfcand_dxysig", "pfcand_btagEtaRel", "pfcand_btagPtRatio",
+    "pfcand_btagPParRatio", "pfcand_btagSip2dVal", "pfcand_btagSip2dSig", "pfcand_btagSip3dVal",
+    "pfcand_btagSip3dSig", "pfcand_btagJetDistVal", "pfcand_drminsv", "pfcand_puppiw",
+)
+FJ_SV = (
+    "sv_ptrel_log", "sv_erel_log", "sv_pt", "sv_mass", "sv_etarel", "sv_phirel", "sv_deltaR", "sv_abseta",
+    "sv_ntracks", "sv_normchi2", "sv_dxy", "sv_dxysig", "sv_d3d", "sv_d3dsig", "sv_costhetasvpv",
+)
+FATJET_MAX_PFCANDS, FATJET_MAX_SV = 100, 7
+
+DEEPAK8 = Schema(
+    name="deepak8", tree=TREE, entry="fat jet",
+    scalars=FJ_KINEMATICS + FJ_LABELS + FJ_TRUTH_INTS + FJ_TRUTH_FLOATS,
+    object_lists=(ObjectList("pfcand", "n_pfcands", PFCAND), ObjectList("sv", "n_sv", FJ_SV)),
+    truth_flags=FJ_LABELS, truth_ints=FJ_TRUTH_INTS, truth_floats=FJ_TRUTH_FLOATS,
+    integer_branches=frozenset(("npv", "n_pfcands", "n_sv") + FJ_LABELS + FJ_TRUTH_INTS),
+    pt_branch="fj_pt", eta_branch="fj_eta",
+    required_spectators=("fj_pt", "fj_eta", "fj_mass", "fj_sdmass", "fj_tau21", "fj_tau32", *FJ_LABELS),
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Event-level ntuple (all-hadronic ttbar against QCD multijets): one entry per event in tree "events", the
+# features of the five leading AK8 jets (zeros for absent jets) and the process label (docs/formats.md §1c)
+
+EVENT_TREE = "events"
+EVENT_JETS = 5
+EVENT_JET_FEATURES = ("jetPt", "jetEta", "jetPhi", "jetMass", "jetMassSoftDrop", "jetTau1", "jetTau2", "jetTau3")
+EVENT_FEATURES = ("nJets", "nLeptons") + tuple(
+    f"{name}_{i}" for i in range(EVENT_JETS) for name in EVENT_JET_FEATURES)
+EVENT_LABELS = ("label_ttbar", "label_QCD")
+
+EVENTS = Schema(
+    name="events", tree=EVENT_TREE, entry="event", scalars=EVENT_FEATURES + EVENT_LABELS, object_lists=(),
+    truth_flags=EVENT_LABELS, integer_branches=frozenset(("nJets", "nLeptons") + EVENT_LABELS),
+    pt_branch="jetPt_0", eta_branch="jetEta_0", required_spectators=("nJets", "jetPt_0", *EVENT_LABELS),
+)
+
+SCHEMAS = {s.name: s for s in (DEEPNTUPLES, DEEPAK8, EVENTS)}
+
+
+def get(name: str) -> Schema:
+    """The schema called ``name`` (``deepntuples``, ``deepak8``, ``events``); KeyError lists the known ones."""
+    try:
+        return SCHEMAS[name]
+    except KeyError:
+        raise KeyError(f"unknown schema {name!r} (known: {', '.join(SCHEMAS)})") from None
