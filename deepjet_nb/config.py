@@ -35,10 +35,11 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 # trackCounting_sip3dSig2 is the classic track-counting b tagger (second-highest 3D IP significance).
 DERIVED_SPECTATORS = {"trackCounting_sip3dSig2": ("TagVarCSVTrk_trackSip3dSig", 2)}
 DERIVED_DEFAULT = -10.0
-REQUIRED_SPECTATORS = ("jet_pt", "jet_eta", *schema.FLAVOUR_FLAGS, "trackCounting_sip3dSig2")
+# What every prediction file of a DeepNTuples config carries (other schemas: Schema.required_spectators).
+REQUIRED_SPECTATORS = schema.DEEPNTUPLES.required_spectators
 
-_TOP_KEYS = {"name", "tree", "selection", "classes", "inputs", "spectators", "preprocessing", "weighting",
-             "allow_truth_inputs"}
+_TOP_KEYS = {"name", "schema", "tree", "selection", "classes", "inputs", "spectators", "preprocessing",
+             "weighting", "allow_truth_inputs"}
 _GROUP_KEYS = {"branches", "max_length", "sort_by", "descending", "pad_value"}
 _PRE_KEYS = {"fraction", "clip", "default_values", "replace_with"}
 _WEIGHT_KEYS = {"mode", "reference_class", "apply", "seed", "pt_edges", "eta_edges", "pt_branch", "eta_branch"}
@@ -104,7 +105,17 @@ class DataConfig:
     preprocessing: Preprocessing
     weighting: Weighting
     allow_truth_inputs: bool = False  # an explicit opt-in for studies: generator-level branches as inputs
+    schema: str = schema.DEEPNTUPLES.name  # the ntuple layout (deepjet_nb.schema.SCHEMAS)
     source: str = field(default="<dict>", compare=False)
+
+    @property
+    def ntuple(self) -> schema.Schema:
+        """The :class:`~deepjet_nb.schema.Schema` of the ntuples this config reads."""
+        return schema.get(self.schema)
+
+    @property
+    def required_spectators(self) -> tuple[str, ...]:
+        return self.ntuple.required_spectators
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -123,12 +134,12 @@ class DataConfig:
 
     @property
     def selection_branches(self) -> tuple[str, ...]:
-        return _selection_names(self.selection, self.source) if self.selection else ()
+        return _selection_names(self.selection, self.source, self.ntuple) if self.selection else ()
 
     def scalar_branches(self) -> tuple[str, ...]:
         """Scalar branches to read: selection, weighting, spectators, flags and scalar input groups."""
         names = [*self.selection_branches, self.weighting.pt_branch, self.weighting.eta_branch,
-                 *schema.FLAVOUR_FLAGS]
+                 *self.ntuple.truth_flags]
         names += [s for s in self.spectators if s not in DERIVED_SPECTATORS]
         for g in self.inputs:
             if not g.jagged:
@@ -148,9 +159,12 @@ class DataConfig:
 
     def to_dict(self) -> dict:
         """Plain dict (YAML/JSON-ready) that :func:`config_from_dict` turns back into this config."""
-        study = {"allow_truth_inputs": True} if self.allow_truth_inputs else {}  # absent: hashes unchanged
+        # absent when default: the hashes of earlier configs stay unchanged
+        study = {"allow_truth_inputs": True} if self.allow_truth_inputs else {}
+        layout = {"schema": self.schema} if self.schema != schema.DEEPNTUPLES.name else {}
         return {
             **study,
+            **layout,
             "name": self.name,
             "tree": self.tree,
             "selection": self.selection,
@@ -195,7 +209,7 @@ class DataConfig:
             raise ConfigError(f"{self.source}: unknown weighting field(s) {sorted(unknown)} "
                               f"(fields: {', '.join(sorted(_WEIGHT_KEYS))})")
         weighting = dataclasses.replace(self.weighting, **changes)
-        _check_weighting(weighting, self.classes, self.source)
+        _check_weighting(weighting, self.classes, self.source, self.ntuple)
         return dataclasses.replace(self, weighting=weighting)
 
 
@@ -238,7 +252,11 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
         if key not in raw:
             raise ConfigError(f"{source}: missing key {key!r}")
     name = _string(raw["name"], source, "name")
-    tree = _string(raw.get("tree", schema.TREE), source, "tree")
+    layout = _string(raw.get("schema", schema.DEEPNTUPLES.name), source, "schema")
+    if layout not in schema.SCHEMAS:
+        raise ConfigError(f"{source}: schema: unknown ntuple schema {layout!r} (known: {', '.join(schema.SCHEMAS)})")
+    ntuple = schema.get(layout)
+    tree = _string(raw.get("tree", ntuple.tree), source, "tree")
 
     classes = {}
     if not isinstance(raw["classes"], dict) or not raw["classes"]:
@@ -247,9 +265,9 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
         cls = _string(cls, source, "classes (a class name)")
         flags = _strings(flags, source, f"classes.{cls}")
         for flag in flags:
-            if flag not in schema.FLAVOUR_FLAGS:
-                raise ConfigError(f"{source}: classes.{cls}: unknown truth flag {flag!r} "
-                                  f"(known: {', '.join(schema.FLAVOUR_FLAGS)})")
+            if flag not in ntuple.truth_flags:
+                raise ConfigError(f"{source}: classes.{cls}: unknown truth flag {flag!r} of the {layout} schema "
+                                  f"(known: {', '.join(ntuple.truth_flags)})")
         if not flags:
             raise ConfigError(f"{source}: classes.{cls}: no truth flags")
         classes[str(cls)] = tuple(flags)
@@ -260,24 +278,26 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
 
     if not isinstance(raw["inputs"], dict) or not raw["inputs"]:
         raise ConfigError(f"{source}: 'inputs' must map group names to group definitions")
-    inputs = tuple(_parse_group(name, spec, source) for name, spec in raw["inputs"].items())
+    inputs = tuple(_parse_group(name, spec, source, ntuple) for name, spec in raw["inputs"].items())
     allow_truth = raw.get("allow_truth_inputs", False)
     if not isinstance(allow_truth, bool):
         raise ConfigError(f"{source}: allow_truth_inputs must be true or false, got {allow_truth!r}")
     if not allow_truth:
-        _refuse_truth_inputs(inputs, source)
+        _refuse_truth_inputs(inputs, source, ntuple)
 
     selection = raw.get("selection")
     if selection is not None:
         selection = _string(selection, source, "selection")
-        _selection_names(selection, source)  # validates syntax and branch names
+        _selection_names(selection, source, ntuple)  # validates syntax and branch names
 
     spectators = _strings(raw.get("spectators") or [], source, "spectators")
+    derived = DERIVED_SPECTATORS if ntuple is schema.DEEPNTUPLES else {}
     for s in spectators:
-        if s not in DERIVED_SPECTATORS and s not in schema.SCALARS:
-            raise ConfigError(f"{source}: spectators: unknown branch {s!r} (spectators are scalar branches "
-                              f"or one of {sorted(DERIVED_SPECTATORS)})")
-    spectators = tuple(dict.fromkeys([*REQUIRED_SPECTATORS, *spectators]))
+        if s not in derived and s not in ntuple.scalars:
+            extra = f" or one of {sorted(derived)}" if derived else ""
+            raise ConfigError(f"{source}: spectators: unknown branch {s!r} (spectators are scalar branches of the "
+                              f"{layout} schema{extra})")
+    spectators = tuple(dict.fromkeys([*ntuple.required_spectators, *spectators]))
 
     pre_raw = raw.get("preprocessing") or {}
     _check_keys(pre_raw, _PRE_KEYS, source, "preprocessing.")
@@ -301,21 +321,21 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
         seed=_integer(w_raw.get("seed", 42), source, "weighting.seed"),
         pt_edges=_numbers(w_raw.get("pt_edges", []), source, "weighting.pt_edges"),
         eta_edges=_numbers(w_raw.get("eta_edges", []), source, "weighting.eta_edges"),
-        pt_branch=_string(w_raw.get("pt_branch", "jet_pt"), source, "weighting.pt_branch"),
-        eta_branch=_string(w_raw.get("eta_branch", "jet_eta"), source, "weighting.eta_branch"),
+        pt_branch=_string(w_raw.get("pt_branch", ntuple.pt_branch), source, "weighting.pt_branch"),
+        eta_branch=_string(w_raw.get("eta_branch", ntuple.eta_branch), source, "weighting.eta_branch"),
     )
-    _check_weighting(weighting, classes, source)
+    _check_weighting(weighting, classes, source, ntuple)
 
     return DataConfig(name=name, tree=tree, selection=selection, classes=classes,
                       inputs=inputs, spectators=spectators, preprocessing=pre, weighting=weighting,
-                      allow_truth_inputs=allow_truth, source=source)
+                      allow_truth_inputs=allow_truth, schema=layout, source=source)
 
 
-def _refuse_truth_inputs(inputs, source):
+def _refuse_truth_inputs(inputs, source, ntuple):
     """A network input must be a reconstructed quantity: a truth flag or generator-level branch is refused."""
     for g in inputs:
         for b in (*g.branches, *((g.sort_by,) if g.sort_by else ())):
-            if b in schema.TRUTH_BRANCHES:
+            if b in ntuple.truth_branches:
                 raise ConfigError(
                     f"{source}: inputs.{g.name}: {b!r} is generator-level truth, not a reconstructed quantity; "
                     "a network that sees it learns the answer. Remove it, or set 'allow_truth_inputs: true' at "
@@ -361,13 +381,14 @@ def _parse_selection(expression: str, source: str) -> ast.Expression:
     return tree
 
 
-def _selection_names(expression: str, source: str) -> tuple[str, ...]:
+def _selection_names(expression: str, source: str, ntuple: schema.Schema = schema.DEEPNTUPLES) -> tuple[str, ...]:
     tree = _parse_selection(expression, source)
     calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls]
     for name in names:
-        if name not in schema.SCALARS:
-            raise ConfigError(f"{source}: selection: unknown branch {name!r} (only scalar branches)")
+        if name not in ntuple.scalars:
+            raise ConfigError(f"{source}: selection: unknown branch {name!r} (only scalar branches of the "
+                              f"{ntuple.name} schema)")
     return tuple(dict.fromkeys(names))
 
 
@@ -450,7 +471,7 @@ def _check_fraction(fraction, source):
         raise ConfigError(f"{source}: preprocessing.fraction must be in (0, 1], got {fraction}")
 
 
-def _parse_group(name, spec, source):
+def _parse_group(name, spec, source, ntuple):
     where = f"inputs.{name}"
     if not isinstance(spec, dict):
         raise ConfigError(f"{source}: {where} must be a mapping with 'branches'")
@@ -467,24 +488,26 @@ def _parse_group(name, spec, source):
             if key in spec:
                 raise ConfigError(f"{source}: {where}.{key} needs max_length (scalar groups are not padded)")
         for b in branches:
-            if b not in schema.SCALARS:
-                what = "a jagged branch: give the group a max_length" if b in schema.JAGGED else "unknown branch"
+            if b not in ntuple.scalars:
+                what = ("a jagged branch: give the group a max_length" if b in ntuple.jagged
+                        else f"unknown branch of the {ntuple.name} schema")
                 raise ConfigError(f"{source}: {where}: {what} {b!r}")
         return InputGroup(name=str(name), branches=tuple(branches))
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         raise ConfigError(f"{source}: {where}.max_length must be a positive integer, got {max_length!r}")
     counters = set()
     for b in branches:
-        if b not in schema.JAGGED:
-            what = "a scalar branch in a padded group" if b in schema.SCALARS else "unknown branch"
+        if b not in ntuple.jagged:
+            what = ("a scalar branch in a padded group" if b in ntuple.scalars
+                    else f"unknown branch of the {ntuple.name} schema")
             raise ConfigError(f"{source}: {where}: {what} {b!r}")
-        counters.add(schema.counter_of(b))
+        counters.add(ntuple.counter_of(b))
     sort_by = spec.get("sort_by")
     if sort_by is not None:
         sort_by = _string(sort_by, source, f"{where}.sort_by")
-        if sort_by not in schema.JAGGED:
+        if sort_by not in ntuple.jagged:
             raise ConfigError(f"{source}: {where}.sort_by: unknown jagged branch {sort_by!r}")
-        counters.add(schema.counter_of(sort_by))
+        counters.add(ntuple.counter_of(sort_by))
     if len(counters) > 1:
         raise ConfigError(f"{source}: {where}: branches of different object lists ({sorted(counters)}); "
                           "one group holds one kind of object")
@@ -496,13 +519,13 @@ def _parse_group(name, spec, source):
                       pad_value=_number(spec, "pad_value", 0.0, source, f"{where}."))
 
 
-def _check_weighting(w, classes, source):
+def _check_weighting(w, classes, source, ntuple):
     if w.mode not in _WEIGHT_MODES:
         raise ConfigError(f"{source}: weighting.mode must be one of {_WEIGHT_MODES}, got {w.mode!r}")
     if w.apply not in _WEIGHT_APPLY:
         raise ConfigError(f"{source}: weighting.apply must be one of {_WEIGHT_APPLY}, got {w.apply!r}")
     for key in ("pt_branch", "eta_branch"):
-        if getattr(w, key) not in schema.SCALARS:
+        if getattr(w, key) not in ntuple.scalars:
             raise ConfigError(f"{source}: weighting.{key}: unknown branch {getattr(w, key)!r}")
     if w.mode == "none":
         return

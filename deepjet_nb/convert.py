@@ -363,7 +363,7 @@ def _file_statistics(path, cfg, step_size):
         hist += histogram_2d(scalars[w.pt_branch][keep], scalars[w.eta_branch][keep], label[keep], edges[0],
                              edges[1], n_classes)
 
-    with _objects_before_frozen(), open_tree(path, cfg.tree, _all_branches(cfg)) as tree:  # opened once
+    with _objects_before_frozen(), open_tree(path, cfg.tree, _all_branches(cfg), cfg.ntuple) as tree:  # opened once
         if tree.num_entries == 0:  # an input without jets gives a 0-row shard (docs/formats.md §2)
             return {"moments": moments, "histogram": hist, "n_selected": 0}
         stop = max(1, math.ceil(cfg.preprocessing.fraction * tree.num_entries))
@@ -556,7 +556,7 @@ def _all_branches(cfg):
 
 def _read_chunks(path, cfg, branches, step_size, entry_stop=None):
     """Chunks (dict branch → awkward array) of ``step_size`` entries; read errors name the file."""
-    with open_tree(path, cfg.tree, branches) as tree:
+    with open_tree(path, cfg.tree, branches, cfg.ntuple) as tree:
         yield from _iterate(tree, path, cfg, branches, step_size, entry_stop)
 
 

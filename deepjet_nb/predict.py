@@ -139,7 +139,8 @@ def _file_branches(kind, path, run, model, shards, step_size, batch_size) -> Ite
     chunks = (_root_chunks(path, run, step_size) if kind == "root" else _dataset_chunks(path, run, shards, step_size))
     for spectator_names, chunk in chunks:
         probs = _infer(model, run, chunk, batch_size)
-        yield _branches(run.classes, probs, chunk["label"], spectator_names, chunk["spectators"], path)
+        yield _branches(run.classes, probs, chunk["label"], spectator_names, chunk["spectators"], path,
+                        run.config.ntuple)
 
 
 class _TreeWriter:
@@ -158,7 +159,8 @@ class _TreeWriter:
         if self.tree is None:
             names = self.run.config.spectators
             empty = _branches(self.run.classes, np.zeros((0, len(self.run.classes)), np.float32),
-                              np.zeros(0, np.int8), list(names), np.zeros((0, len(names)), np.float32), self.run.path)
+                              np.zeros(0, np.int8), list(names), np.zeros((0, len(names)), np.float32), self.run.path,
+                              self.run.config.ntuple)
             self.file.mktree(TREE, {k: v.dtype for k, v in empty.items()})
 
 
@@ -263,11 +265,8 @@ def _infer(model, run, chunk, batch_size):
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
-def _branches(classes, probs, label, spectator_names, spectators, source):
-    from .config import REQUIRED_SPECTATORS
-    from . import schema
-
-    missing = [s for s in REQUIRED_SPECTATORS if s not in spectator_names]
+def _branches(classes, probs, label, spectator_names, spectators, source, ntuple):
+    missing = [s for s in ntuple.required_spectators if s not in spectator_names]
     if missing:
         raise DatasetError(f"{source}: spectator {missing[0]!r} is not in the data (spectators: "
                            f"{list(spectator_names)})")
@@ -276,7 +275,7 @@ def _branches(classes, probs, label, spectator_names, spectators, source):
         out[f"{PROB_PREFIX}{cls}"] = np.ascontiguousarray(probs[:, i])
     for i, cls in enumerate(classes):
         out[f"{TRUTH_PREFIX}{cls}"] = (label == i).astype(np.int32)
-    integer = set(schema.FLAVOUR_FLAGS) | set(schema.FLAVOUR_INTS)
+    integer = set(ntuple.truth_flags) | set(ntuple.truth_ints)
     clash = [name for name in spectator_names if name in out]
     if clash:
         raise DatasetError(f"{source}: spectator {clash[0]!r} has the name of an output branch")

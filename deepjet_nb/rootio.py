@@ -11,9 +11,9 @@ from .errors import InputFileError
 
 
 @contextlib.contextmanager
-def open_tree(path, treename: str, branches=()):
+def open_tree(path, treename: str, branches=(), ntuple: schema.Schema = schema.DEEPNTUPLES):
     """Context manager yielding the tree ``treename`` of ``path`` (a TTree or an RNTuple) after checking that
-    ``branches`` exist.
+    ``branches`` exist and fit their entries in the ``ntuple`` schema.
 
     Raises :class:`InputFileError` naming the file, and the tree or branch at fault, for a missing, empty,
     corrupt or non-ROOT file, a missing tree, an object that is not a tree, or a missing branch.
@@ -46,7 +46,7 @@ def open_tree(path, treename: str, branches=()):
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise InputFileError(f"{path}: tree {treename!r} has no branch {missing[0]!r}{more}")
         for name in branches:
-            problem = _schema_problem(name, tree[name])
+            problem = _schema_problem(name, tree[name], ntuple)
             if problem:
                 raise InputFileError(f"{path}: tree {treename!r}: {problem}")
         yield tree
@@ -60,16 +60,16 @@ def cause(err: Exception, path) -> str:
     return f"{type(err).__name__}: {' '.join(text.split())}"
 
 
-def _schema_problem(name, branch) -> str | None:
-    """How a TTree branch or RNTuple field departs from its entry in :mod:`deepjet_nb.schema` (kind of values,
-    one per jet or a list), read from its type without reading data; None when it fits or is not a schema
+def _schema_problem(name, branch, ntuple) -> str | None:
+    """How a TTree branch or RNTuple field departs from its entry in the schema ``ntuple`` (kind of values,
+    one per entry or a list), read from its type without reading data; None when it fits or is not a schema
     branch."""
-    if name not in schema.ALL_BRANCHES:
+    if name not in ntuple.all_branches:
         return None
     layout = _layout(branch)
     if layout is None:
         return f"branch {name!r} has type {getattr(branch, 'typename', '?')!r}; the schema has numbers"
-    return schema.branch_problem(name, *layout)
+    return ntuple.branch_problem(name, *layout)
 
 
 def _layout(branch):

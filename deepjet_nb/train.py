@@ -69,6 +69,8 @@ VAL_AUC = "val_auc_b_vs_udsg"
 VAL_BEFF = "val_beff_at_mistag_0.01"
 MISTAG = 0.01
 HEADLINE = (VAL_BEFF, "b-eff @ 1% mistag")  # the validation metric the dashboard shows per epoch
+# For datasets whose classes are not jet flavours (fat jets, events), the same two metrics compare the first
+# class (signal, e.g. Top) with the last (background, e.g. QCD) on P(first) / (P(first) + P(last)).
 
 
 @dataclass
@@ -513,15 +515,23 @@ class Trainer:
 
         key, label = HEADLINE
         n_light = self.validation_light_jets()
+        if _by_flavour(self.dataset.manifest):
+            label = f"{label} ({n_light} light jets)"
+        else:
+            first, last = self.dataset.classes[0], self.dataset.classes[-1]
+            label = f"{first} eff @ 1% {last} mistag ({n_light} {last} entries)"
         return TrainingDashboard(epochs=self.config.epochs, steps_per_epoch=train.steps_per_epoch,
                                  batch_size=self.config.batch_size, mode=self.dashboard_mode,
                                  on_stop=self.stop, history=self.history, log=self._log,
-                                 headline=(key, f"{label} ({n_light} light jets)"))
+                                 headline=(key, label))
 
     def validation_light_jets(self) -> int:
-        """How many light (udsg) jets validate: the 1 % mistag of the headline metric rests on 1 % of them."""
-        flavours = {**CLASS_FLAVOURS, **(self.dataset.manifest.class_flavours or {})}
+        """How many light (udsg) jets validate: the 1 % mistag of the headline metric rests on 1 % of them
+        (for classes that are not flavours: the entries of the last, background, class)."""
         classes = self.split_record()["validation"]["classes"]
+        if not _by_flavour(self.dataset.manifest):
+            return int(classes[self.dataset.classes[-1]])
+        flavours = {**CLASS_FLAVOURS, **(self.dataset.manifest.class_flavours or {})}
         return sum(n for cls, n in classes.items() if flavours.get(cls) == "udsg")
 
 
@@ -556,7 +566,8 @@ def validation_metrics(probs: np.ndarray, label: np.ndarray, weight: np.ndarray,
 
     Returns ``val_loss`` (mean of weight × cross-entropy, the Keras convention), ``val_accuracy`` (weighted
     argmax accuracy), ``VAL_AUC`` and ``VAL_BEFF`` (b vs udsg on the b discriminant, jets unweighted; NaN when
-    the validation set lacks b or light jets).
+    the validation set lacks b or light jets). For classes that are not jet flavours (a fat-jet or event
+    config), ``VAL_AUC`` and ``VAL_BEFF`` compare the first class with the last on P(first)/(P(first)+P(last)).
     """
     from .dataset import Manifest
     from .kernels.roc import auc, eff_at_mistag, roc_curve
@@ -565,15 +576,32 @@ def validation_metrics(probs: np.ndarray, label: np.ndarray, weight: np.ndarray,
     picked = np.clip(probs[np.arange(len(label)), label], 1e-7, 1.0)  # Keras clips at its epsilon too
     out = {"val_loss": float(np.mean(weight * -np.log(picked))),
            "val_accuracy": float(np.sum(weight * (probs.argmax(axis=1) == label)) / np.sum(weight))}
-    flavours = {**CLASS_FLAVOURS, **(Manifest(manifest).class_flavours or {})}
-    b = discriminants({c: probs[:, i] for i, c in enumerate(classes)}, flavours)["b"]
-    jet_flavour = np.array([FLAVOUR_CODES.get(flavours.get(c), -1) for c in classes])[label]
-    use = (jet_flavour == FLAVOUR_CODES["b"]) | (jet_flavour == FLAVOUR_CODES["udsg"])
-    is_b = jet_flavour[use] == FLAVOUR_CODES["b"]
+    if _by_flavour(manifest):
+        flavours = {**CLASS_FLAVOURS, **(Manifest(manifest).class_flavours or {})}
+        b = discriminants({c: probs[:, i] for i, c in enumerate(classes)}, flavours)["b"]
+        jet_flavour = np.array([FLAVOUR_CODES.get(flavours.get(c), -1) for c in classes])[label]
+        use = (jet_flavour == FLAVOUR_CODES["b"]) | (jet_flavour == FLAVOUR_CODES["udsg"])
+        is_b = jet_flavour[use] == FLAVOUR_CODES["b"]
+    else:
+        last = len(classes) - 1
+        signal, background = probs[:, 0].astype(np.float64), probs[:, last].astype(np.float64)
+        total = signal + background
+        b = np.divide(signal, total, out=np.zeros_like(signal), where=total > 0)
+        use = (label == 0) | (label == last)
+        is_b = label[use] == 0
     if is_b.all() or not is_b.any():
         return {**out, VAL_AUC: math.nan, VAL_BEFF: math.nan}
     sig_eff, bkg_eff, _ = roc_curve(b[use], is_b)
     return {**out, VAL_AUC: auc(sig_eff, bkg_eff), VAL_BEFF: float(eff_at_mistag(sig_eff, bkg_eff, MISTAG))}
+
+
+def _by_flavour(manifest) -> bool:
+    """Whether a dataset's classes are jet flavours (a DeepNTuples config) rather than fat-jet or event
+    classes."""
+    from .schema import DEEPNTUPLES
+
+    raw = manifest.get("config") or {}
+    return raw.get("schema", DEEPNTUPLES.name) == DEEPNTUPLES.name  # the key is written only when not default
 
 
 # ---------------------------------------------------------------------------------------------------------
