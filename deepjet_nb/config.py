@@ -2,7 +2,9 @@
 
 The converter, the dataset reader and the model builders derive everything from the validated
 :class:`DataConfig` (weaver-style: the config is the single source of truth). Shipped configs live in
-``deepjet_nb/configs/`` and are selected by name (``"deepjet"``, ``"deepcsv"``); any other config by path.
+``deepjet_nb/configs/`` and are selected by name (``"deepjet"``, ``"deepcsv"``, the fat-jet ``"fatjet"`` and
+``"fatjet_substructure"``); any other config by path. A config reads one ntuple schema
+(:data:`deepjet_nb.schema.SCHEMAS`, key ``schema``, default DeepNTuples).
 
 Example::
 

@@ -97,6 +97,43 @@ def test_shipped_configs_hash_as_before_the_truth_opt_in_existed():
         assert "allow_truth_inputs" not in load_config(name).to_dict()
 
 
+def test_fat_jet_configs_read_the_deepak8_schema():
+    cfg = load_config("fatjet")
+    assert cfg.ntuple.name == "deepak8" and cfg.class_names == ("Top", "W", "QCD")
+    assert {g.name: g.shape for g in cfg.inputs} == {"pfcand": (100, 26), "sv": (7, 14)}
+    assert cfg.spectators[:len(cfg.required_spectators)] == cfg.required_spectators
+    assert "fj_sdmass" in cfg.spectators and cfg.weighting.pt_branch == "fj_pt"
+    assert cfg.to_dict()["schema"] == "deepak8"
+    assert load_config("fatjet_substructure").ntuple is cfg.ntuple
+    # the schema key is written only when not the default, so DeepNTuples hashes stay as they were
+    assert "schema" not in load_config("deepjet").to_dict()
+
+
+def fat_edited(tmp_path, edit):
+    raw = yaml.safe_load((CONFIG_DIR / "fatjet.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "fat.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda r: r.update(schema="deepak4"), "unknown ntuple schema 'deepak4'"),
+    (lambda r: r["classes"].update(B=["isB"]), "'isB' of the deepak8 schema"),
+    (lambda r: r["inputs"]["pfcand"]["branches"].append("Cpfcan_ptrel"), "unknown branch of the deepak8"),
+    (lambda r: r.update(selection="jet_pt > 300"), "'jet_pt'"),
+    (lambda r: r.update(spectators=["trackCounting_sip3dSig2"]), "'trackCounting_sip3dSig2'"),
+    (lambda r: r["inputs"].update(jet={"branches": ["fj_sdmass", "fj_gen_res_mass"]}),
+     "'fj_gen_res_mass' is generator-level truth"),
+    (lambda r: r["inputs"].update(jet={"branches": ["label_QCD_b"]}), "'label_QCD_b' is generator-level truth"),
+])
+def test_fat_jet_config_is_checked_against_its_schema(tmp_path, edit, needle):
+    path = fat_edited(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert needle in str(info.value) and str(path) in str(info.value)
+
+
 def test_unknown_config_name_lists_shipped_ones():
     with pytest.raises(ConfigError, match="deepcsv"):
         load_config("deepflavour")
