@@ -15,7 +15,7 @@ import sys
 
 from .errors import DeepJetError, one_line
 
-STAGES = ("samples", "convert", "train", "predict", "evaluate", "deploy", "service", "scan")
+STAGES = ("samples", "convert", "train", "predict", "evaluate", "boosted", "deploy", "service", "scan")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,7 +48,7 @@ __all__ = [
     "Tagger", "RocCurve", "WorkingPoint", "Efficiency",
     "read_predictions", "load_taggers", "track_counting",
     "roc", "roc_errors", "difference", "same_jets", "seed_spread", "working_points", "efficiency_vs",
-    "compute_metrics", "evaluate", "summary_table", "format_value", "register_cli",
+    "compute_metrics", "evaluate", "summary_table", "format_value", "named_paths", "plot_stems", "register_cli",
 ]
 
 TRACK_COUNTING = "trackCounting_sip3dSig2"
@@ -690,9 +690,11 @@ def register_cli(subparsers) -> None:
     parser.set_defaults(func=_cli_evaluate)
 
 
-def _cli_evaluate(args) -> int:
+def named_paths(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Tagger names and paths of command-line arguments ``FILE`` (named by its stem) or ``NAME=FILE``; an
+    argument that exists as a file is a path even when it holds ``=``."""
     names, paths = [], []
-    for item in args.predictions:
+    for item in items:
         name, sep, path = item.partition("=")
         if sep and name and not Path(item).exists():
             names.append(name)
@@ -700,6 +702,11 @@ def _cli_evaluate(args) -> int:
         else:
             names.append(Path(item).stem)
             paths.append(item)
+    return names, paths
+
+
+def _cli_evaluate(args) -> int:
+    names, paths = named_paths(args.predictions)
     differences = []
     for item in args.difference:
         pair = item.split(",")

@@ -34,7 +34,7 @@ from .flavours import FLAVOUR_CODES
 
 __all__ = ["RocPlot", "HistogramPlot", "EfficiencyPlot", "ReweightingPlot", "HistoryPlot", "ParameterPlot",
            "EquivalencePlot", "FLAVOUR_LABELS",
-           "BACKGROUND_LINESTYLES", "tagger_colours"]
+           "BACKGROUND_LINESTYLES", "tagger_colours", "experiment_label", "Plot", "cms_style", "styled_subplots"]
 
 FLAVOUR_LABELS = {"b": "b jets", "c": "c jets", "udsg": "udsg jets"}
 # CMS ROC convention: light (udsg) background solid, c dashed; b (for c tagging) dotted.
@@ -638,3 +638,10 @@ def tagger_colours(names: Sequence[str]) -> dict[str, str]:
     colours = cycle.by_key().get("color") if cycle is not None else None
     colours = colours or [f"C{i}" for i in range(10)]
     return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+
+# For plot kinds defined next to their analysis (deepjet_nb.boosted): the base class (saving, closing, PNG bytes),
+# the CMS style context and the figure that draws itself in that style.
+Plot = _Plot
+cms_style = _style
+styled_subplots = _subplots
