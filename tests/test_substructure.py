@@ -122,6 +122,31 @@ def test_softdrop_grooms_a_soft_wide_angle_emission_away():
     assert sd["subjet_dr"][0] == pytest.approx(0.15, abs=1e-3) and sd["subjet_z"][0] == pytest.approx(0.5, abs=1e-3)
 
 
+def test_softdrop_subjets_are_the_two_prongs_after_grooming():
+    # the same two-prong jet plus a soft wide-angle particle: the subjets are the two hard prongs (the soft one
+    # is groomed away), by decreasing pT; a single-particle jet has it as first subjet and zeros as second
+    parts = np.array([[60.0, 0.0, 0.0], [30.0, 0.2, 0.1], [1.0, -0.5, 0.5], [50.0, 1.0, 2.0]])  # pt, eta, phi
+    p4 = np.stack([parts[:, 0] * np.cos(parts[:, 2]), parts[:, 0] * np.sin(parts[:, 2]),
+                   parts[:, 0] * np.sinh(parts[:, 1]), parts[:, 0] * np.cosh(parts[:, 1])])
+    sd = softdrop(*p4, [3, 1, 0], subjets=True)
+    np.testing.assert_allclose(sd["subjet1"][0], p4[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(sd["subjet2"][0], p4[:, 1], rtol=1e-9)
+    np.testing.assert_allclose(sd["subjet1"][1], p4[:, 3], rtol=1e-9)
+    assert np.all(sd["subjet2"][1] == 0) and np.all(sd["subjet1"][2] == 0) and np.all(sd["subjet2"][2] == 0)
+    assert sd["subjet_z"][0] == pytest.approx(30.0 / 90.0, abs=1e-3)
+
+
+def test_softdrop_subjets_add_up_to_the_groomed_jet():
+    p4, counts = random_jets(5, n_jets=20)
+    sd = softdrop(*p4, counts, subjets=True)
+    total = sd["subjet1"] + sd["subjet2"]
+    mass = np.sqrt(np.maximum(total[:, 3] ** 2 - (total[:, :3] ** 2).sum(axis=1), 0.0))
+    np.testing.assert_allclose(mass, sd["mass"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.hypot(total[:, 0], total[:, 1]), sd["pt"], rtol=1e-6, atol=1e-6)
+    assert np.all(np.hypot(sd["subjet1"][:, 0], sd["subjet1"][:, 1]) >= np.hypot(sd["subjet2"][:, 0],
+                                                                                  sd["subjet2"][:, 1]))
+
+
 def test_jensen_shannon_matches_scipy_and_its_bounds():
     rng = np.random.default_rng(5)
     p, q = rng.integers(0, 50, 30), rng.integers(0, 50, 30)

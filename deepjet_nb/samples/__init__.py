@@ -22,6 +22,12 @@ Chain (each step documented, with its parameters and their sources, in its modul
 6. :mod:`.producer` -- blocks of events seeded from (seed, block), parallel worker processes, a progress
    bar, and an atomic write with uproot (tree ``deepntuplizer/tree``, :mod:`deepjet_nb.schema`).
 
+Boosted samples (:mod:`.fatjets`) share steps 1, 2 and 6: ``zprime_tt``, ``wprime_wz``, ``qcd_boosted`` and
+``hh_bbbb`` give one entry per anti-kT R = 0.8 jet (DeepAK8 schema: soft drop and N-subjettiness from
+:mod:`.substructure`, up to 100 candidates and 7 vertices, resonance/hadron labels of :mod:`.truth`, lepton
+identification of :mod:`.leptons`); ``--event-level`` (``ttbar_allhad`` against ``qcd_multijet``) one entry
+per preselected event. :mod:`.clustering` holds the jet reconstruction both use.
+
 Example::
 
     >>> from deepjet_nb.samples import generate
@@ -46,13 +52,16 @@ def __getattr__(name):
 
 
 def register_cli(subparsers) -> None:
-    from .pythia import PROCESSES
+    from .pythia import EVENT_LABEL, FATJET_PROCESSES, PROCESSES
 
     parser = subparsers.add_parser(
         "generate",
         help="generate a jet sample with Pythia 8 and the fast detector model",
-        description="Generate Pythia 8 events at 13 TeV, reconstruct them with the fast CMS-like detector "
-        "model, and write one entry per jet (pT > 20 GeV, |eta| < 2.5) in the DeepNTuples schema.",
+        description="Generate Pythia 8 events at 13 TeV and reconstruct them with the fast CMS-like detector "
+        "model. ttbar, qcd and the other non-boosted processes: one entry per AK4 jet (pT > 20 GeV, |eta| < 2.5) "
+        f"in the DeepNTuples schema; {', '.join(FATJET_PROCESSES)}: one entry per AK8 jet (pT > --fatjet-pt-min, "
+        "|eta| < 2.4) in the DeepAK8 schema; with --event-level (ttbar and QCD processes): one entry per "
+        "preselected event in tree 'events' (docs/formats.md §1, §1b, §1c).",
     )
     parser.add_argument("--process", required=True, help=f"physics process: {', '.join(PROCESSES)}")
     parser.add_argument("--events", required=True, type=int, help="number of events to generate")
@@ -62,9 +71,15 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the blocks on a Dask cluster, e.g. tcp://host:8786 (same file as locally)")
     parser.add_argument("--pthat-min", type=float, default=None,
-                        help="minimum pT of the hard process in GeV (default: 30 for qcd, none for ttbar)")
+                        help="minimum pT of the hard process in GeV (default: 30 for qcd, 250 for qcd_boosted, "
+                        "150 for qcd_multijet, none otherwise)")
     parser.add_argument("--pileup", type=float, default=0.0,
                         help="mean number of pileup interactions (default 0; CMS Run 2: 20-35)")
+    parser.add_argument("--fatjet-pt-min", type=float, default=None, metavar="GEV",
+                        help="fat-jet processes: minimum AK8 jet pT in GeV (default 300)")
+    parser.add_argument("--event-level", action="store_true",
+                        help=f"one entry per preselected event (processes {', '.join(EVENT_LABEL)}; "
+                        "label_ttbar or label_QCD from the process)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_cli)
 
@@ -74,6 +89,6 @@ def _run_cli(args) -> int:
 
     summary = generate(args.process, args.events, args.out, seed=args.seed, jobs=args.jobs,
                        pthat_min=args.pthat_min, pileup=args.pileup, progress=not args.quiet,
-                       scheduler=args.scheduler)
+                       scheduler=args.scheduler, event_level=args.event_level, fatjet_pt_min=args.fatjet_pt_min)
     print(summary)
     return 0

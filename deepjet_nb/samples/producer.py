@@ -1,4 +1,8 @@
-"""From Pythia events to a DeepNTuples-schema ROOT file: blocks of events, worker processes, atomic output.
+"""From Pythia events to a ROOT ntuple: blocks of events, worker processes, atomic output.
+
+One block runner and writer serve every sample kind (:data:`PRODUCTS`): the AK4 DeepNTuples jets made here,
+and the DeepAK8 fat jets and event-level entries of :mod:`.fatjets`; the process chooses the kind and with it
+the schema (tree, branches, counters, truth flags) of :mod:`deepjet_nb.schema`.
 
 Blocks run on :class:`deepjet_nb.parallel.Runner` (this process, local processes or Dask), like conversion and
 prediction: workers die with the parent and never hang on SIGTERM, and a block's content depends only on
@@ -20,8 +24,8 @@ from .._args import integer, number
 from .._atomic import atomic_path, check_output, remove_stale
 from ..errors import ArgumentError, DeepJetError
 from .. import schema
-from . import detector, features, pileup as pileup_library, truth
-from .pythia import PROCESSES, EventGenerator, _quiet_stdout, block_seed
+from . import clustering, detector, features, fatjets, pileup as pileup_library, truth
+from .pythia import EVENT_LABEL, FATJET_PROCESSES, PROCESSES, EventGenerator, block_seed
 
 BLOCK_EVENTS = 100  # events per block: the unit of seeding, parallelism and progress
 MAX_EVENTS = 10**8  # far beyond what a laptop or a batch job generates (days of CPU); bounds the block list
@@ -46,42 +50,24 @@ class GenerateSummary:
     jets: int
     seconds: float
     flavour_counts: dict = field(default_factory=dict)
+    entry: str = "jet"  # what one entry is: a jet, a fat jet or an event (``jets`` counts entries)
 
     def __str__(self):
-        lines = [f"{self.path}: {self.jets} jets from {self.events} {self.process} events in {self.seconds:.1f} s"]
+        lines = [f"{self.path}: {self.jets} {self.entry}s from {self.events} {self.process} events in "
+                 f"{self.seconds:.1f} s"]
         width = max(len(k) for k in self.flavour_counts) if self.flavour_counts else 0
         for name, count in self.flavour_counts.items():
             lines.append(f"  {name:<{width}}  {count:7d}  {count / max(self.jets, 1):6.1%}")
         return "\n".join(lines)
 
 
-def _cluster(px, py, pz, e, counts, ptmin):
-    """anti-kT R=0.4 jets of each event: (jet p4 (n,4), jets per event, constituent counts, indices)."""
-    import fastjet
-
-    particles = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}, with_name="Momentum4D"), counts)
-    with _quiet_stdout():  # FastJet prints its banner on first use
-        sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
-        jets = sequence.inclusive_jets(ptmin)
-        consts = sequence.constituent_index(ptmin)
-    p4 = np.stack([ak.to_numpy(ak.flatten(jets[c])) for c in ("px", "py", "pz", "E")], axis=1)
-    n_per_event = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
-    const_counts = ak.to_numpy(ak.flatten(ak.num(consts, axis=2))).astype(np.int64)
-    const_index = ak.to_numpy(ak.flatten(consts, axis=None)).astype(np.int64)
-    return p4, n_per_event, const_counts, const_index
+def _cluster(px, py, pz, e, counts, ptmin, radius=JET_R):
+    """anti-kT jets of each event (R = 0.4 unless ``radius``): :func:`.clustering.cluster`."""
+    return clustering.cluster(px, py, pz, e, counts, ptmin, radius)
 
 
-def _eta_phi_pt(p4):
-    pt = np.hypot(p4[:, 0], p4[:, 1])
-    eta = np.arcsinh(p4[:, 2] / np.maximum(pt, 1e-12))
-    phi = np.arctan2(p4[:, 1], p4[:, 0])
-    return eta, phi, pt
-
-
-def _offsets(counts):
-    out = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
+_eta_phi_pt = clustering.eta_phi_pt
+_offsets = clustering.offsets_of
 
 
 def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: float,
@@ -132,51 +118,22 @@ def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: f
     return _cast(out)
 
 
-def reconstruct_jets(cand, cand_offsets, pv_reco, n_events):
+def reconstruct_jets(cand, cand_offsets, pv_reco, n_events, *, radius: float = JET_R, pt_min: float = JET_PT_MIN,
+                     eta_max: float = JET_ETA_MAX):
     """anti-kT jets of the candidates that survive charged-hadron subtraction (all candidates stay available to
     the features), selected in pT and eta: ``(p4, eta, phi, jet_event, jet_offsets, const_offsets,
-    const_index)``, constituent indices local to each event among all its candidates."""
-    C = detector
-    keep = np.nonzero(features.chs_keep(cand, cand_offsets, pv_reco))[0]
-    event_of_cand = np.repeat(np.arange(n_events), np.diff(cand_offsets))
-    kept_offsets = _offsets(np.bincount(event_of_cand[keep], minlength=n_events))
-    p4, jets_per_event, const_counts, const_index = _cluster(
-        cand[C.C_PX, keep], cand[C.C_PY, keep], cand[C.C_PZ, keep], cand[C.C_E, keep], np.diff(kept_offsets),
-        JET_PT_MIN)
-    eta, phi, pt = _eta_phi_pt(p4)
-    jet_event = np.repeat(np.arange(n_events), jets_per_event)
-    # constituent indices: local to the event among kept candidates -> local to the event among all
-    const_event = np.repeat(jet_event, const_counts)
-    const_index = keep[kept_offsets[const_event] + const_index] - cand_offsets[const_event]
-    good = (np.abs(eta) < JET_ETA_MAX) & (pt > JET_PT_MIN)
-    # keep the constituents of the selected jets only
-    const_index = const_index[np.repeat(good, const_counts)]
-    const_offsets = _offsets(const_counts[good])
-    p4, eta, phi, jet_event = p4[good], eta[good], phi[good], jet_event[good]
-    jet_offsets = _offsets(np.bincount(jet_event, minlength=n_events))
-    return p4, eta, phi, jet_event, jet_offsets, const_offsets, const_index
+    const_index)``, constituent indices local to each event among all its candidates. The defaults are the AK4
+    jets of this producer; :mod:`.fatjets` passes R = 0.8 and its cuts (:func:`.clustering.reconstruct_jets`)."""
+    return clustering.reconstruct_jets(cand, cand_offsets, pv_reco, n_events, radius=radius, pt_min=pt_min,
+                                       eta_max=eta_max)
 
 
 def _matched_gen_pt(batch, eta, phi, jet_event):
     """pT of the nearest generator-level jet (visible final-state particles) within Delta R < 0.4, else 0."""
-    visible = (batch.status > 0) & ~np.isin(np.abs(batch.pid), (12, 14, 16))
-    event_of = np.repeat(np.arange(batch.n_events), np.diff(batch.offsets))
-    counts = np.bincount(event_of[visible], minlength=batch.n_events)
-    gp4, gen_per_event, _, _ = _cluster(batch.px[visible], batch.py[visible], batch.pz[visible], batch.e[visible],
-                                        counts, 10.0)
+    gp4, gen_offsets, _, _ = clustering.gen_jets(batch, JET_R, 10.0)
     geta, gphi, gpt = _eta_phi_pt(gp4)
-    gen_offsets = _offsets(gen_per_event)
-    out = np.zeros(len(eta))
-    for j in range(len(eta)):
-        lo, hi = gen_offsets[jet_event[j]], gen_offsets[jet_event[j] + 1]
-        if hi == lo:
-            continue
-        dphi = (gphi[lo:hi] - phi[j] + np.pi) % (2 * np.pi) - np.pi
-        dr = np.hypot(geta[lo:hi] - eta[j], dphi)
-        k = np.argmin(dr)
-        if dr[k] < GEN_MATCH_DR:
-            out[j] = gpt[lo + k]
-    return out
+    match = clustering.match_nearest(eta, phi, jet_event, geta, gphi, gen_offsets, GEN_MATCH_DR)
+    return np.where(match >= 0, gpt[np.maximum(match, 0)], 0.0) if len(gpt) else np.zeros(len(eta))
 
 
 def _cast(out: dict) -> dict:
@@ -186,11 +143,46 @@ def _cast(out: dict) -> dict:
     return out
 
 
-def generate_block(block: int, events: int, process: str, pthat_min, pileup: float, seed: int):
-    """Runner worker: ``(n_events, branches)`` of block ``block`` of an ``events``-event sample, seeded from
-    (``seed``, ``block``) only, so any process or machine gives the same content."""
+# What a sample holds, chosen from the process (and ``event_level``): its schema and the function that makes
+# one block's branches, ``func(generator, n_events, seed, pileup, options)``.
+@dataclass(frozen=True)
+class Product:
+    schema: schema.Schema
+    block: object
+    description: str
+
+
+def _ak4_block(generator, n_events, seed, pileup, options):
+    return process_block(generator, n_events, seed, pileup)
+
+
+PRODUCTS = {
+    "jets": Product(schema.DEEPNTUPLES, _ak4_block, "anti-kT R = 0.4 jets, pT > 20 GeV, |eta| < 2.5"),
+    "fatjets": Product(schema.DEEPAK8, fatjets.fatjet_block, "anti-kT R = 0.8 jets, |eta| < 2.4"),
+    "events": Product(schema.EVENTS, fatjets.event_block, "events passing the event-level preselection"),
+}
+
+
+def product_of(process: str, event_level: bool = False) -> str:
+    """The kind of sample ``process`` makes: ``events`` with ``event_level`` (processes of
+    :data:`~.pythia.EVENT_LABEL` only), ``fatjets`` for the boosted processes (:data:`~.pythia.FATJET_PROCESSES`),
+    else ``jets`` (AK4, DeepNTuples)."""
+    if event_level:
+        if process not in EVENT_LABEL:
+            raise ArgumentError(f"--event-level needs a ttbar or QCD process ({', '.join(EVENT_LABEL)}), "
+                                f"got {process!r}")
+        return "events"
+    return "fatjets" if process in FATJET_PROCESSES else "jets"
+
+
+def generate_block(block: int, events: int, process: str, pthat_min, pileup: float, seed: int,
+                   product: str = "jets", options: tuple = ()):
+    """Runner worker: ``(n_events, branches)`` of block ``block`` of an ``events``-event sample of kind
+    ``product`` (:data:`PRODUCTS`), seeded from (``seed``, ``block``) only, so any process or machine gives the
+    same content. ``options`` are the product's own settings (the fat-jet pT threshold, the event label)."""
     n_events = min(BLOCK_EVENTS, events - block * BLOCK_EVENTS)
-    return n_events, process_block(_generator(process, pthat_min), n_events, block_seed(seed, block), pileup)
+    return n_events, PRODUCTS[product].block(_generator(process, pthat_min), n_events, block_seed(seed, block),
+                                             pileup, options)
 
 
 @functools.lru_cache(maxsize=1)
@@ -200,7 +192,7 @@ def _generator(process, pthat_min) -> EventGenerator:
     return EventGenerator(process, pthat_min)
 
 
-def validate_arguments(process, events, out, jobs, pthat_min, pileup):
+def validate_arguments(process, events, out, jobs, pthat_min, pileup, fatjet_pt_min=None):
     if process not in PROCESSES:
         raise ArgumentError(f"unknown process {process!r}; choose one of {', '.join(PROCESSES)}")
     if isinstance(events, bool) or not isinstance(events, numbers.Integral) or events <= 0:
@@ -209,6 +201,8 @@ def validate_arguments(process, events, out, jobs, pthat_min, pileup):
     integer(jobs, "--jobs", "generate", minimum=1)
     if pthat_min is not None:
         number(pthat_min, "--pthat-min", "generate", minimum=0)
+    if fatjet_pt_min is not None:
+        number(fatjet_pt_min, "--fatjet-pt-min", "generate", minimum=0)
     number(pileup, "--pileup", "generate", minimum=0, maximum=MAX_PILEUP)
     out = Path(out)
     if out.suffix != ".root":
@@ -217,19 +211,36 @@ def validate_arguments(process, events, out, jobs, pthat_min, pileup):
 
 
 def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pthat_min: float | None = None,
-             pileup: float = 0.0, progress: bool = True, scheduler=None) -> GenerateSummary:
-    """Generate ``events`` Pythia 8 events of ``process`` ("ttbar" or "qcd") and write their jets to ``out``.
+             pileup: float = 0.0, progress: bool = True, scheduler=None, event_level: bool = False,
+             fatjet_pt_min: float | None = None) -> GenerateSummary:
+    """Generate ``events`` Pythia 8 events of ``process`` (:data:`~.pythia.PROCESSES`) and write them to ``out``.
 
-    One entry per anti-kT R=0.4 jet with pT > 20 GeV and |eta| < 2.5 in tree ``deepntuplizer/tree`` with the
-    branches of :mod:`deepjet_nb.schema`. Events are produced in blocks of ``BLOCK_EVENTS``, each
-    seeded from (``seed``, block index), over ``jobs`` worker processes (or on the Dask cluster of
-    ``scheduler``, an address or a ``distributed.Client``); the same arguments give the same file content,
-    whatever ran the blocks. The file appears only when complete.
+    What one entry is follows from the process (:func:`product_of`): for ``ttbar`` and ``qcd`` (and any other
+    non-boosted process) one anti-kT R=0.4 jet with pT > 20 GeV and |eta| < 2.5, branches of
+    :data:`deepjet_nb.schema.DEEPNTUPLES`; for the boosted processes (``zprime_tt``, ``wprime_wz``,
+    ``qcd_boosted``, ``hh_bbbb``) one anti-kT R=0.8 jet with pT > ``fatjet_pt_min`` (default 300 GeV) and
+    |eta| < 2.4, branches of :data:`~deepjet_nb.schema.DEEPAK8` (:mod:`.fatjets`); with ``event_level`` one
+    preselected event, branches of :data:`~deepjet_nb.schema.EVENTS` in tree ``events``. Events are produced in
+    blocks of ``BLOCK_EVENTS``, each seeded from (``seed``, block index), over ``jobs`` worker processes (or on
+    the Dask cluster of ``scheduler``, an address or a ``distributed.Client``); the same arguments give the
+    same file content, whatever ran the blocks. The file appears only when complete.
 
     Raises :class:`~deepjet_nb.errors.ArgumentError` for an unknown process, a number of events outside
-    1..``MAX_EVENTS``, pileup outside 0..``MAX_PILEUP``, or an unwritable output path.
+    1..``MAX_EVENTS``, pileup outside 0..``MAX_PILEUP``, ``event_level`` with a process that is neither ttbar
+    nor QCD, ``fatjet_pt_min`` for a process without fat jets, or an unwritable output path.
     """
-    out = validate_arguments(process, events, out, jobs, pthat_min, pileup)
+    out = validate_arguments(process, events, out, jobs, pthat_min, pileup, fatjet_pt_min)
+    kind = product_of(process, event_level)
+    if fatjet_pt_min is not None and kind != "fatjets":
+        raise ArgumentError(f"--fatjet-pt-min applies to the fat-jet processes ({', '.join(FATJET_PROCESSES)}), "
+                            f"not to {process!r}" + (" with --event-level" if event_level else ""))
+    if kind == "fatjets":
+        options = (fatjets.FATJET_PT_MIN if fatjet_pt_min is None else float(fatjet_pt_min),)
+    elif kind == "events":
+        options = (EVENT_LABEL[process],)
+    else:
+        options = ()
+    product = PRODUCTS[kind]
     from ..parallel import Runner
 
     if pileup > 0:  # made once here (and cached) rather than by every worker
@@ -237,8 +248,11 @@ def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pt
     start = time.perf_counter()
     events = int(events)
     n_blocks = -(-events // BLOCK_EVENTS)
-    counts = dict.fromkeys(schema.FLAVOUR_FLAGS, 0)
-    n_jets = 0
+    layout = product.schema
+    counts = dict.fromkeys(layout.truth_flags, 0)
+    counter_names = {o.record: o.counter for o in layout.object_lists}
+    first = layout.scalars[0]
+    n_entries = 0
     remove_stale(out.parent, out.name)  # temporaries of earlier runs killed with SIGKILL
     try:
         with Runner(min(jobs, n_blocks), scheduler, n_blocks, what="generate") as runner, atomic_path(out) as tmp:
@@ -248,22 +262,22 @@ def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pt
                 tree = None
                 # In block order, at most 4 blocks per worker in flight: bounded memory, a reproducible file.
                 for block, ok, value in runner.map(generate_block, range(n_blocks),
-                                                   (events, process, pthat_min, float(pileup), seed),
+                                                   (events, process, pthat_min, float(pileup), seed, kind, options),
                                                    desc=f"generate {process}", progress=progress, unit="block",
                                                    ordered=True, window=4 * runner.jobs):
                     if not ok:
                         raise DeepJetError(f"generate: block {block} failed: {value}")
                     n_events, data = value
                     if tree is None:
-                        tree = file.mktree(schema.TREE, _branch_types(data), counter_name=_COUNTER_NAMES.__getitem__)
-                    if len(data["jet_pt"]):
+                        tree = file.mktree(layout.tree, _branch_types(data), counter_name=counter_names.__getitem__)
+                    if len(data[first]):
                         tree.extend(data)
-                    n_jets += len(data["jet_pt"])
-                    for flag in schema.FLAVOUR_FLAGS:
+                    n_entries += len(data[first])
+                    for flag in layout.truth_flags:
                         counts[flag] += int(np.sum(data[flag]))
     finally:
         _generator.cache_clear()  # the in-process Pythia instance (jobs=1) is not kept after the call
-    return GenerateSummary(out, process, events, n_jets, time.perf_counter() - start, counts)
+    return GenerateSummary(out, process, events, n_entries, time.perf_counter() - start, counts, layout.entry)
 
 
 def _branch_types(data):

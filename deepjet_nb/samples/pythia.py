@@ -22,8 +22,41 @@ PROCESSES = {
     "qcd": ["HardQCD:all = on"],
     # Minimum bias (all inelastic processes, diffraction included): the pile-up library of samples/pileup.py.
     "minbias": ["SoftQCD:inelastic = on"],
+    # --- boosted samples: one entry per AK8 jet (samples/fatjets.py, docs/formats.md §1b) ---
+    # Z' -> t tbar, M = 2 TeV, the pure Z' (Zprime:gmZmode = 3: no gamma*/Z0 interference), both W bosons of
+    # the tops hadronic: fully merged t -> bqq' jets (top pT ~ 1 TeV, decay cone ~ 2 m_t / pT ~ 0.35).
+    # Settings as in the CMS Z' cards (genproductions ZprimeTo*_TuneCUETP8M1_13TeV_pythia8) and the Pythia 8
+    # manual, "New Gauge Boson Processes".
+    "zprime_tt": ["NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3", "32:m0 = 2000.",
+                  "32:onMode = off", "32:onIfAny = 6", "24:onMode = off", "24:onIfAny = 1 2 3 4 5"],
+    # W' -> W Z, M = 2 TeV (Wprime:coup2WZ = 1, the Extended Gauge Model value, as in CMS's WprimeToWZ cards),
+    # W -> qq' and Z -> qq (b included): merged two-prong W and Z jets.
+    "wprime_wz": ["NewGaugeBoson:ffbar2Wprime = on", "Wprime:coup2WZ = 1.", "34:m0 = 2000.",
+                  "34:onMode = off", "34:onIfAll = 23 24", "24:onMode = off", "24:onIfAny = 1 2 3 4 5",
+                  "23:onMode = off", "23:onIfAny = 1 2 3 4 5"],
+    # QCD multijet background of the boosted samples: pT-hat > 250 GeV (DEFAULT_PTHAT_MIN), so most events have
+    # an AK8 jet above the 300 GeV fat-jet threshold.
+    "qcd_boosted": ["HardQCD:all = on"],
+    # gg -> H2 (a heavy CP-even scalar, M = 1.5 TeV) -> h h, h -> b bbar: merged H -> bb jets (Pythia 8 manual,
+    # "Higgs Processes": Higgs:useBSM, HiggsBSM:gg2H2; the H2 -> h h channel switched on alone).
+    "hh_bbbb": ["Higgs:useBSM = on", "HiggsBSM:gg2H2 = on", "35:m0 = 1500.", "35:onMode = off",
+                "35:onIfMatch = 25 25", "25:onMode = off", "25:onIfMatch = 5 -5"],
+    # --- event-level samples: one entry per event (docs/formats.md §1c) ---
+    # all-hadronic ttbar: both W -> qq'.
+    "ttbar_allhad": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on", "24:onMode = off", "24:onIfAny = 1 2 3 4 5"],
+    # QCD multijets against it: pT-hat > 150 GeV (DEFAULT_PTHAT_MIN). The event-level preselection (H_T of the
+    # AK8 jets > 400 GeV) needs pT-hat of about 200 GeV at leading order, so the generator cut lies below it:
+    # the QCD events that pass are nearly unbiased by it and overlap the preselected ttbar events in H_T and
+    # jet pT, while ~40 % of the generated events pass (pT-hat > 30 GeV would keep under 1 %).
+    "qcd_multijet": ["HardQCD:all = on"],
 }
-DEFAULT_PTHAT_MIN = {"ttbar": None, "qcd": 30.0, "minbias": None}
+DEFAULT_PTHAT_MIN = {"ttbar": None, "qcd": 30.0, "minbias": None, "zprime_tt": None, "wprime_wz": None,
+                     "qcd_boosted": 250.0, "hh_bbbb": None, "ttbar_allhad": None, "qcd_multijet": 150.0}
+# What each process's sample is: an AK4 jet ntuple (DeepNTuples), a fat-jet ntuple (DeepAK8) or, with
+# ``--event-level``, an event ntuple; the event-level label of the processes allowed there.
+FATJET_PROCESSES = ("zprime_tt", "wprime_wz", "qcd_boosted", "hh_bbbb")
+EVENT_LABEL = {"ttbar": "label_ttbar", "ttbar_allhad": "label_ttbar", "qcd": "label_QCD",
+               "qcd_multijet": "label_QCD", "qcd_boosted": "label_QCD"}
 
 # Beam spot (docs/reference.md §5, CMS Run 2): sigma_x,y = 10 um, sigma_z = 4 cm; Pythia takes mm.
 BEAMSPOT_SIGMA_XY_MM = 0.010

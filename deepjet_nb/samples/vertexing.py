@@ -9,7 +9,7 @@ Vertex finding follows CMS's inclusive vertex finder (IVF) and the CSV vertex se
 seed tracks with 3D IP significance > 1.2 and IP > 50 um; compatible seed pairs (two-track fit chi2 < 9,
 2D flight significance > 2) are joined into clusters; each cluster is fitted, outliers (chi2 contribution
 > 9) are dropped one at a time; a vertex is kept with >= 2 tracks, 2D flight significance > 3,
-0.1 mm < 2D flight < 25 mm, mass < 6.5 GeV, flight direction within Delta R < 0.4 of the jet,
+0.1 mm < 2D flight < 25 mm, mass < 6.5 GeV, flight direction within Delta R < 0.4 of the jet (0.8 for fat jets),
 outside the K0S mass window (|m - 497.6 MeV| < 50 MeV for opposite-charge two-track vertices), and when
 no more than 65 % of its tracks are compatible with the primary vertex (3D IP significance < 2).
 """
@@ -100,8 +100,10 @@ def flight(x, cov, pv, pv_cov_diag):
 
 
 @numba.njit(cache=True)
-def find_vertices(points, dirs, weights, p4s, charges, ip3d, ip3d_sig, pv, pv_cov_diag, jet_eta, jet_phi):
-    """Inclusive secondary vertices among one jet's tracks.
+def find_vertices(points, dirs, weights, p4s, charges, ip3d, ip3d_sig, pv, pv_cov_diag, jet_eta, jet_phi,
+                  max_dr=0.4):
+    """Inclusive secondary vertices among one jet's tracks, flight direction within Delta R < ``max_dr`` of
+    the jet axis (0.4, the AK4 value; the fat-jet producer passes its radius 0.8).
 
     Inputs per track: ``points`` (n,3) a point on the line, ``dirs`` (n,3) unit directions, ``weights``
     (n,3,3) from :func:`track_weight`, ``p4s`` (n,4) momenta as pions, ``charges``, unsigned 3D IP and its
@@ -177,7 +179,7 @@ def find_vertices(points, dirs, weights, p4s, charges, ip3d, ip3d_sig, pv, pv_co
             continue
         f = x - pv
         f_eta, f_phi = eta_phi(f[0], f[1], f[2])
-        if delta_r(f_eta, f_phi, jet_eta, jet_phi) > 0.4:
+        if delta_r(f_eta, f_phi, jet_eta, jet_phi) > max_dr:
             continue
         if ntrk == 2:
             qsum = 0.0
