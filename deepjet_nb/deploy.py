@@ -8,6 +8,10 @@
     MODEL_DIR/equivalence.json   training vs deployed on the same jets (after a check)
     MODEL_DIR/equivalence.png    2D histograms of the b and CvsL discriminants, training vs deployed
 
+For a config whose classes are not jet flavours (``schema: deepak8`` or ``events``), the card's discriminant
+is P(first) / (P(first) + P(last)) (first class the signal, last the background, e.g. ``ttbarvsQCD``), and the
+int8 check compares the first class's efficiency at 1 % mistag of the last instead of the b efficiency.
+
 An export is written into a temporary directory and moved into place only when complete (and, with
 ``check``, only when the deployed model reproduces the training framework): a second export to the same
 directory replaces it whole or not at all.
@@ -247,7 +251,7 @@ def _check(model_dir, files, *, run, model, step_size, progress) -> dict:
     with tempfile.TemporaryDirectory(prefix="deepjet-nb-check-") as scratch:
         training_file = predict(run, files, Path(scratch) / "training.root", model=model, step_size=step_size,
                                 progress=progress)
-        training = _read_training(training_file, predictor.classes)
+        training = _read_training(training_file, predictor.classes, predictor.model.config)
     quantised = Predictor(model_dir, precision="int8") if predictor.model.has("int8") else None
     deployed, int8 = _collect(predictor.iter_root(files, step_size=step_size, progress=progress), predictor,
                               quantised)
@@ -587,7 +591,7 @@ def _card(run, model, model_path, files, opset):
         "classes": list(run.classes),
         "class_definitions": {c: list(flags) for c, flags in cfg.classes.items()},
         "class_flavours": flavours,
-        "discriminants": _discriminant_definitions(run.classes, flavours),
+        "discriminants": _discriminant_definitions(run.classes, flavours, cfg.ntuple),
         "tree": cfg.tree,
         "selection": cfg.selection,
         "inputs": inputs,
@@ -607,7 +611,10 @@ def _model_name(run, model):
     return (run.train_config().get("model") if run.exists else None) or model.name
 
 
-def _discriminant_definitions(classes, flavours):
+def _discriminant_definitions(classes, flavours, ntuple=None):
+    if not _by_flavour(ntuple):
+        name, (first, last) = _first_vs_last_name(classes), (classes[0], classes[-1])
+        return {name: f"P({first}) / (P({first}) + P({last}))"}
     mapping = {c: flavours.get(c) for c in classes}
     from .flavours import CLASS_FLAVOURS
 
@@ -628,52 +635,76 @@ def _refuse_failures(report, out, run):
                           f"{', '.join(report['files'])}; the tolerance is {TOLERANCE:g}")
     int8 = report.get("int8")
     if int8 and not int8["accepted"]:
-        raise DeployError(f"{out}: not exported: the int8 model changes the b efficiency at 1 % light mistag by "
-                          f"{100 * int8['beff_change']:+.2f} points ({int8['beff_float32']:.4f} → "
-                          f"{int8['beff_int8']:.4f}, {int8['light_jets']} light jets); at most "
-                          f"{100 * INT8_MAX_BEFF_CHANGE:.1f} points are allowed: export without --quantize")
+        if "beff_change" in int8:
+            what, before, after, change = ("the b efficiency at 1 % light mistag", int8["beff_float32"],
+                                           int8["beff_int8"], int8["beff_change"])
+            counted = f"{int8['light_jets']} light jets"
+        else:
+            what, before, after, change = (f"the {int8['signal']} efficiency at 1 % {int8['background']} mistag",
+                                           int8["eff_float32"], int8["eff_int8"], int8["eff_change"])
+            counted = f"{int8['background_entries']} {int8['background']} entries"
+        raise DeployError(f"{out}: not exported: the int8 model changes {what} by {100 * change:+.2f} points "
+                          f"({before:.4f} → {after:.4f}, {counted}); at most {100 * INT8_MAX_BEFF_CHANGE:.1f} "
+                          f"points are allowed: export without --quantize")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # private: the equivalence report
 
 
-def _read_training(path, classes):
+def _read_training(path, classes, config):
+    """Probabilities of the training framework's prediction file, with the kinematic spectators that identify
+    the entries (:func:`_kinematics`)."""
     from .predict import PROB_PREFIX, TREE
     from .rootio import open_tree
 
     names = [f"{PROB_PREFIX}{c}" for c in classes]
-    with open_tree(path, TREE, names + ["jet_pt", "jet_eta"]) as tree:
-        arrays = tree.arrays(names + ["jet_pt", "jet_eta"], library="np")
+    kinematics = _kinematics(config)
+    with open_tree(path, TREE, names + kinematics) as tree:
+        arrays = tree.arrays(names + kinematics, library="np")
     return {"probs": np.stack([arrays[n] for n in names], axis=1).astype(np.float32),
-            "jet_pt": arrays["jet_pt"], "jet_eta": arrays["jet_eta"]}
+            **{key: arrays[name] for key, name in zip(("pt", "eta"), kinematics)}}
+
+
+def _kinematics(config) -> list[str]:
+    """The pT and η branches of the config's schema (``jet_pt``, ``jet_eta`` for DeepNTuples; ``fj_pt``,
+    ``fj_eta``; ``jetPt_0``, ``jetEta_0`` for events) that are among its spectators: the check matches the
+    entries of both sides on them."""
+    ntuple = config.ntuple
+    return [b for b in (ntuple.pt_branch, ntuple.eta_branch) if b in config.spectators]
 
 
 def _collect(chunks, predictor, quantised=None):
-    """Concatenate ``iter_root`` chunks: probabilities, jet pT and η, truth flavour (from the raw flags); with
-    a ``quantised`` Predictor, its probabilities on the same converted chunks too (else None)."""
+    """Concatenate ``iter_root`` chunks: probabilities, pT and η (:func:`_kinematics`), the truth: the flavour
+    of each jet from the raw flags for a DeepNTuples config, else the class index of each entry; with a
+    ``quantised`` Predictor, its probabilities on the same converted chunks too (else None)."""
     from .flavours import FLAVOUR_GROUPS, truth_flavour
 
-    names = list(predictor.model.config.spectators)
-    flags = [f for group in FLAVOUR_GROUPS.values() for f in group]
+    config = predictor.model.config
+    names = list(config.spectators)
     empty = np.zeros((0, len(predictor.classes)), np.float32)
-    probs, spectators, probs_int8 = [empty], [np.zeros((0, len(names)), np.float32)], [empty]
+    probs, spectators, labels, probs_int8 = [empty], [np.zeros((0, len(names)), np.float32)], [], [empty]
     for chunk, p in chunks:
         probs.append(p)
         spectators.append(chunk["spectators"])
+        labels.append(np.asarray(chunk["label"], dtype=np.int64))
         if quantised is not None and len(p):
             probs_int8.append(quantised.predict_array(chunk))
     spectators = np.concatenate(spectators)
     column = {n: spectators[:, i] for i, n in enumerate(names)}
-    deployed = {"probs": np.concatenate(probs), "jet_pt": column["jet_pt"], "jet_eta": column["jet_eta"],
-                "flavour": truth_flavour({f: column[f] for f in flags}, source="check jets")}
+    deployed = {"probs": np.concatenate(probs),
+                **{key: column[name] for key, name in zip(("pt", "eta"), _kinematics(config))}}
+    if _by_flavour(config.ntuple):
+        flags = [f for group in FLAVOUR_GROUPS.values() for f in group]
+        deployed["flavour"] = truth_flavour({f: column[f] for f in flags}, source="check jets")
+    else:
+        deployed["label"] = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     return deployed, ({"probs": np.concatenate(probs_int8)} if quantised is not None else None)
 
 
 def _report(predictor, files, training, deployed, int8):
-    if len(training["probs"]) != len(deployed["probs"]) or not (
-            np.array_equal(training["jet_pt"], deployed["jet_pt"])
-            and np.array_equal(training["jet_eta"], deployed["jet_eta"])):
+    same = all(np.array_equal(training[key], deployed[key]) for key in ("pt", "eta") if key in deployed)
+    if len(training["probs"]) != len(deployed["probs"]) or not same:
         raise DeployError(f"{predictor.model.path}: the deployed conversion kept {len(deployed['probs'])} jets, "
                           f"the training framework {len(training['probs'])}, or another order: not the same jets")
     n = len(deployed["probs"])
@@ -695,7 +726,7 @@ def _report(predictor, files, training, deployed, int8):
                     for i, c in enumerate(classes)},
         "discriminants": {d: {"max_abs_diff": float(np.max(np.abs(disc_deployed[d] - disc_train[d]))),
                               "median_abs_diff": float(np.median(np.abs(disc_deployed[d] - disc_train[d])))}
-                          for d in ("b", "CvsL", "CvsB")},
+                          for d in disc_train},
         "training": "Keras model of the run through deepjet-nb predict",
         "deployed": f"Predictor ({predictor.path.name}, onnxruntime, {predictor.threads} thread) from the ntuples",
     }
@@ -705,14 +736,17 @@ def _report(predictor, files, training, deployed, int8):
 
 
 def _int8_report(predictor, files, deployed, int8):
-    """b efficiency at :data:`INT8_MISTAG` light mistag of the float32 and int8 models on the same jets."""
+    """b efficiency at :data:`INT8_MISTAG` light mistag of the float32 and int8 models on the same jets (for
+    classes that are not flavours: the first class's efficiency at that mistag of the last class)."""
+    if "flavour" not in deployed:
+        return _int8_report_first_vs_last(predictor, files, deployed, int8)
     from .evaluate import Tagger, roc
     from .flavours import FLAVOUR_CODES
 
     flavour = deployed["flavour"]
     beff = {}
     for name, probs in (("float32", deployed["probs"]), ("int8", int8["probs"])):
-        tagger = Tagger(name, _discriminants(probs, predictor), flavour, deployed["jet_pt"], deployed["jet_eta"])
+        tagger = Tagger(name, _discriminants(probs, predictor), flavour, deployed["pt"], deployed["eta"])
         try:
             beff[name] = float(roc(tagger, "b_vs_udsg").eff_at(INT8_MISTAG))
         except ArgumentError as err:
@@ -729,19 +763,71 @@ def _int8_report(predictor, files, deployed, int8):
     }
 
 
+def _int8_report_first_vs_last(predictor, files, deployed, int8):
+    """:func:`_int8_report` for classes that are not jet flavours (fat jets, events): efficiency of the first
+    class (signal) at :data:`INT8_MISTAG` of the last (background) on P(first) / (P(first) + P(last))."""
+    from .kernels.roc import eff_at_mistag, roc_curve
+
+    classes, label = predictor.classes, deployed["label"]
+    signal, background = classes[0], classes[-1]
+    use = (label == 0) | (label == len(classes) - 1)
+    is_signal = label[use] == 0
+    n_signal, n_background = int(np.count_nonzero(is_signal)), int(np.count_nonzero(~is_signal))
+    if not n_signal or not n_background:
+        raise DeployError(f"{', '.join(map(str, files))}: cannot measure the int8 {signal} efficiency: the check "
+                          f"entries hold {n_signal} {signal} and {n_background} {background} entries; both are "
+                          f"needed")
+    (name,) = _discriminant_definitions(classes, {}, predictor.model.config.ntuple)
+    eff = {}
+    for precision, probs in (("float32", deployed["probs"]), ("int8", int8["probs"])):
+        sig_eff, bkg_eff, _ = roc_curve(_discriminants(probs, predictor)[name][use], is_signal)
+        eff[precision] = float(eff_at_mistag(sig_eff, bkg_eff, INT8_MISTAG))
+    change = eff["int8"] - eff["float32"]
+    return {
+        "file": INT8_ONNX,
+        "max_abs_diff": float(np.abs(int8["probs"] - deployed["probs"]).max()),
+        "discriminant": name, "signal": signal, "background": background,
+        "eff_float32": eff["float32"], "eff_int8": eff["int8"], "eff_change": change,
+        "mistag": INT8_MISTAG, "max_eff_change": INT8_MAX_BEFF_CHANGE,
+        "accepted": bool(abs(change) <= INT8_MAX_BEFF_CHANGE),
+        "signal_entries": n_signal, "background_entries": n_background,
+    }
+
+
+def _by_flavour(ntuple) -> bool:
+    """Whether the classes of a config of schema ``ntuple`` are jet flavours (DeepNTuples; None: an older card,
+    of DeepNTuples too) rather than fat-jet or event classes."""
+    from .schema import DEEPNTUPLES
+
+    return ntuple is None or ntuple.name == DEEPNTUPLES.name
+
+
+def _first_vs_last_name(classes) -> str:
+    """Name of the first-vs-last discriminant of classes that are not flavours, e.g. ``TopvsQCD``."""
+    return f"{classes[0]}vs{classes[-1]}"
+
+
 def _discriminants(probs, predictor):
+    """The card's discriminants of probabilities ``probs`` (n, n_classes): b, CvsL, CvsB for flavour classes
+    (:func:`deepjet_nb.flavours.discriminants`), else P(first) / (P(first) + P(last)), 0 where both are 0."""
     from .flavours import discriminants
 
-    return discriminants({c: probs[:, i] for i, c in enumerate(predictor.classes)},
+    classes = predictor.classes
+    if not _by_flavour(predictor.model.config.ntuple):
+        first, last = probs[:, 0].astype(np.float64), probs[:, len(classes) - 1].astype(np.float64)
+        total = first + last
+        return {_first_vs_last_name(classes): np.divide(first, total, out=np.zeros_like(first), where=total > 0)}
+    return discriminants({c: probs[:, i] for i, c in enumerate(classes)},
                          predictor.model.class_flavours or None)
 
 
 def _equivalence_plot(predictor, training, deployed, report):
     from .plots import EquivalencePlot
 
-    plot = EquivalencePlot(title=f"{predictor.model.card.get('model')}, {report['jets']} jets")
+    plot = EquivalencePlot(title=f"{predictor.model.card.get('model')}, {report['jets']} "
+                                 f"{'jets' if _by_flavour(predictor.model.config.ntuple) else 'entries'}")
     train, dep = _discriminants(training["probs"], predictor), _discriminants(deployed["probs"], predictor)
-    for name in ("b", "CvsL"):
+    for name in (("b", "CvsL") if "b" in train else tuple(train)):
         plot.add(name, train[name], dep[name])
     return plot
 
@@ -829,6 +915,10 @@ def _cli(args) -> int:
               f"(tolerance {TOLERANCE:g}) → {model.file(EQUIVALENCE)}")
         if "int8" in report:
             q = report["int8"]
-            print(f"deepjet-nb export: int8: b efficiency at 1 % light mistag {q['beff_float32']:.4f} → "
-                  f"{q['beff_int8']:.4f} ({100 * q['beff_change']:+.2f} points)")
+            if "beff_change" in q:
+                print(f"deepjet-nb export: int8: b efficiency at 1 % light mistag {q['beff_float32']:.4f} → "
+                      f"{q['beff_int8']:.4f} ({100 * q['beff_change']:+.2f} points)")
+            else:
+                print(f"deepjet-nb export: int8: {q['signal']} efficiency at 1 % {q['background']} mistag "
+                      f"{q['eff_float32']:.4f} → {q['eff_int8']:.4f} ({100 * q['eff_change']:+.2f} points)")
     return 0

@@ -61,6 +61,8 @@ RECIPES = {
                 "lr_after_freeze": 1e-4},
     "pcnn": {"lr": 1e-3, "batch_size": 1024, "epochs": 30, "freeze_input_bn_after": None,
              "lr_after_freeze": None},
+    "dense": {"lr": 1e-3, "batch_size": 512, "epochs": 20, "freeze_input_bn_after": None,
+              "lr_after_freeze": None},
 }
 assert set(RECIPES) == set(MODEL_NAMES)
 

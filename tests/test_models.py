@@ -17,7 +17,8 @@ CMS_DEEPJET = {"classes": ["B", "BB", "LeptB", "C", "UDS", "G"],
 CMS_DEEPCSV = {"classes": ["B", "BB", "C", "UDSG"],
                "inputs": {"global": {"shape": [12]}, "tracks": {"shape": [6, 7]}, "etarel": {"shape": [4]},
                           "vertex": {"shape": [8]}}}
-DATASET_OF = {"deepcsv": "synthetic_deepcsv", "deepjet": "synthetic_deepjet", "pcnn": "synthetic_deepjet"}
+DATASET_OF = {"deepcsv": "synthetic_deepcsv", "deepjet": "synthetic_deepjet", "pcnn": "synthetic_deepjet",
+              "dense": "synthetic_deepcsv"}
 
 
 def _sample(path, n=128):

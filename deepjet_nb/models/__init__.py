@@ -22,6 +22,7 @@ _REGISTRY = {
     "deepcsv": "deepjet_nb.models.deepcsv:build_deepcsv",
     "deepjet": "deepjet_nb.models.deepjet:build_deepjet",
     "pcnn": "deepjet_nb.models.pcnn:build_pcnn",
+    "dense": "deepjet_nb.models.dense:build_dense",
 }
 
 MODEL_NAMES = tuple(_REGISTRY)

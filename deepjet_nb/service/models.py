@@ -320,15 +320,20 @@ def arrays_from_keys(model: ServedModel, keys, values) -> tuple[dict[str, np.nda
     """TFaaS's ``{"keys": [...], "values": [...]}`` → (converted inputs, whether one row was given).
 
     ``keys`` are converted feature keys (every one of :attr:`ServedModel.keys`, any order) or raw branch names
-    (every branch of :attr:`ServedModel.raw_branches`); ``values`` one row (a list aligned with ``keys``) or a
-    list of rows. Unknown, missing or repeated keys and rows of the wrong length are a :class:`RequestError`
+    (every branch of :attr:`ServedModel.raw_branches`, any order: for a config whose inputs are one scalar
+    group, such as the event-level one, the raw branches are exactly the model's features, ``nJets``,
+    ``jetPt_0``, ..., converted with the card's normalisation); ``values`` one row (a list aligned with
+    ``keys``) or a list of rows. Unknown, missing or repeated keys and rows of the wrong length are a :class:`RequestError`
     naming them."""
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise RequestError("keys", "must be a non-empty list of feature names")
     if not isinstance(values, list) or not values:
         raise RequestError("values", "must be a row (a list aligned with keys) or a list of rows")
     index = model._key_index
-    if keys[0] in index or keys[0] not in set(model.raw_branches[0]) | set(model.raw_branches[1]):
+    # Raw branches unless the first key is a converted one or none is a raw branch: a misspelt first branch
+    # name of a raw request (``nJetz``) is then reported among the branches, not as an unknown converted key.
+    raw = set(model.raw_branches[0]) | set(model.raw_branches[1])
+    if keys[0] in index or not any(k in raw for k in keys):
         return _converted_rows(model, keys, values, index)
     return _raw_rows(model, keys, values)
 
@@ -386,7 +391,10 @@ def _raw_rows(model, keys, values):
     if missing:
         raise RequestError("keys", f"missing branch(es) {missing[:10]}")
     probe = keys.index(scalars[0]) if scalars else 0
-    single = len(values) == len(keys) and not isinstance(values[probe], list)
+    # one row: aligned with keys, a number at a scalar branch; or no list at all (rows are lists), whatever its
+    # length, so that a row one number short is reported as such
+    single = ((len(values) == len(keys) and not isinstance(values[probe], list))
+              or not any(isinstance(v, list) for v in values))
     rows = [values] if single else values
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(keys):
