@@ -60,7 +60,7 @@ from .predict import PROB_PREFIX, TREE
 from .rootio import open_tree
 
 __all__ = [
-    "TASKS", "BASELINES", "MISTAGS", "QCD_LABELS", "TOP_SDMASS_WINDOW", "W_SDMASS_WINDOW", "SDMASS_EDGES",
+    "TASKS", "BASELINES", "MISTAGS", "PT_RANGE", "QCD_LABELS", "TOP_SDMASS_WINDOW", "W_SDMASS_WINDOW", "SDMASS_EDGES",
     "BoostedTask", "Baseline", "FatJetTagger", "BoostedCurve",
     "read_fat_jets", "load_fat_jet_taggers", "baseline", "roc", "sculpting", "compute_boosted_metrics",
     "evaluate_boosted", "summary_table", "register_cli",
@@ -77,6 +77,11 @@ W_SDMASS_WINDOW = (65.0, 105.0)
 
 # Soft-drop-mass binning of the sculpting histograms and plots: 0-300 GeV in 10 GeV bins (outside: edge bins).
 SDMASS_EDGES = np.linspace(0.0, 300.0, 31)
+# Taggers are compared in a window of fat-jet pT, as CMS quotes boosted-tagger performance in pT bins (JME-18-002):
+# substructure separates better the more boosted the decay, and signal and QCD samples have different pT
+# spectra, so an inclusive comparison would reward the pT difference. 500-1000 GeV holds most top and W jets of
+# 2 TeV resonances and the upper part of QCD with pT-hat > 400 GeV. None: every jet.
+PT_RANGE = (500.0, 1000.0)
 SDMASS_BRANCH = "fj_sdmass"
 KINEMATICS = ("fj_pt", "fj_eta", SDMASS_BRANCH)
 
@@ -141,6 +146,7 @@ class FatJetTagger:
     eta: np.ndarray
     source: str | None = None
     baseline: Baseline | None = None
+    pt_range: tuple[float, float] | None = None  # the fat-jet pT window the jets were read in (None: all)
 
     def __len__(self) -> int:
         return len(self.sdmass)
@@ -200,31 +206,35 @@ def _task(name: str) -> BoostedTask:
 
 
 def read_fat_jets(path: str | os.PathLike, *, name: str | None = None,
-                  tasks: Sequence[str] | None = None) -> FatJetTagger:
+                  tasks: Sequence[str] | None = None, pt_range: tuple[float, float] | None = None) -> FatJetTagger:
     """Read one fat-jet prediction file into a :class:`FatJetTagger`.
 
     ``tasks`` None: every task whose classes the file has (``prob_is<Signal>`` and ``prob_isQCD``); named
     tasks must all be scorable. Raises :class:`InputFileError` naming the file and the branch when the file
     cannot be read, lacks a spectator, a ``label_*`` flag or the ``prob_is*`` branches of a task (or of every
-    task), or holds non-finite probabilities or soft-drop masses.
+    task), or holds non-finite probabilities or soft-drop masses. ``pt_range``: keep the jets with
+    lo <= fj_pt < hi only.
     """
-    arrays, source = _read_tree(path, tasks)
-    return _tagger_from_arrays(name or Path(path).stem, arrays, source, tasks)
+    arrays, source = _read_tree(path, tasks, pt_range=pt_range)
+    return _tagger_from_arrays(name or Path(path).stem, arrays, source, tasks, pt_range)
 
 
-def baseline(path: str | os.PathLike, which: str = "tau32_cut") -> FatJetTagger:
+def baseline(path: str | os.PathLike, which: str = "tau32_cut", *,
+             pt_range: tuple[float, float] | None = None) -> FatJetTagger:
     """The cut-based baseline ``which`` (a key of :data:`BASELINES`) on the jets of a prediction file: score
     −τ inside its soft-drop-mass window, −inf (rejected at every cut) outside. Raises :class:`InputFileError`
     as :func:`read_fat_jets` (the τ ratio is needed, the ``prob_is*`` branches are not)."""
     if which not in BASELINES:
         raise ArgumentError(f"unknown baseline {which!r} (known: {', '.join(BASELINES)})")
-    arrays, source = _read_tree(path, [BASELINES[which].task], baselines=True, probs=False)
-    return _baseline_from_arrays(BASELINES[which], arrays, source)
+    arrays, source = _read_tree(path, [BASELINES[which].task], baselines=True, probs=False, pt_range=pt_range)
+    return _baseline_from_arrays(BASELINES[which], arrays, source, pt_range)
 
 
 def load_fat_jet_taggers(paths: Sequence[str | os.PathLike], *, names: Sequence[str] | None = None,
-                         tasks: Sequence[str] | None = None, baselines: bool = True) -> list[FatJetTagger]:
+                         tasks: Sequence[str] | None = None, baselines: bool = True,
+                         pt_range: tuple[float, float] | None = None) -> list[FatJetTagger]:
     """Read several prediction files, each once; append the baselines of the tasks (from the first file).
+    ``pt_range``: only jets with lo <= fj_pt < hi (None: all).
 
     Returns the taggers in input order, then the baselines (named as in :data:`BASELINES`) whose task has
     jets. Raises :class:`ArgumentError` for no paths or repeated names (or a baseline's name),
@@ -242,12 +252,12 @@ def load_fat_jet_taggers(paths: Sequence[str | os.PathLike], *, names: Sequence[
         tasks = [_task(t).name for t in ([tasks] if isinstance(tasks, str) else tasks)]
     taggers, base = [], []
     for i, (path, name) in enumerate(zip(paths, names)):
-        arrays, source = _read_tree(path, tasks, baselines=baselines and i == 0)
-        taggers.append(_tagger_from_arrays(name, arrays, source, tasks))
+        arrays, source = _read_tree(path, tasks, baselines=baselines and i == 0, pt_range=pt_range)
+        taggers.append(_tagger_from_arrays(name, arrays, source, tasks, pt_range))
         if baselines and i == 0:
             for spec in BASELINES.values():
                 if tasks is None or spec.task in tasks:
-                    b = _baseline_from_arrays(spec, arrays, source)
+                    b = _baseline_from_arrays(spec, arrays, source, pt_range)
                     if b.has_jets(spec.task):
                         base.append(b)
     return taggers + base
@@ -258,7 +268,7 @@ def _required_labels(tasks):
     return list(dict.fromkeys(wanted + list(QCD_LABELS)))
 
 
-def _read_tree(path, tasks, *, baselines=False, probs=True):
+def _read_tree(path, tasks, *, baselines=False, probs=True, pt_range=None):
     path = Path(path)
     source = f"{path}:{TREE}"
     with open_tree(path, TREE) as tree:
@@ -286,6 +296,14 @@ def _read_tree(path, tasks, *, baselines=False, probs=True):
     for name in KINEMATICS:
         if not np.all(np.isfinite(arrays[name])):
             raise InputFileError(f"{source}: branch {name!r} holds NaN or infinite values")
+    if pt_range is not None:
+        lo, hi = (float(x) for x in pt_range)
+        if not lo < hi:
+            raise ArgumentError(f"pt_range must be (low, high) with low < high, got {pt_range!r}")
+        keep = (arrays["fj_pt"] >= lo) & (arrays["fj_pt"] < hi)
+        if not keep.any():
+            raise InputFileError(f"{source}: no jet with {lo:g} <= fj_pt < {hi:g} GeV (pT range of the evaluation)")
+        arrays = {k: v[keep] for k, v in arrays.items()}
     return arrays, source
 
 
@@ -304,13 +322,13 @@ def _truth(arrays, source):
     return truth
 
 
-def _common(arrays, source):
+def _common(arrays, source, pt_range):
     return dict(truth=_truth(arrays, source), sdmass=np.asarray(arrays[SDMASS_BRANCH], dtype=np.float64),
                 pt=np.asarray(arrays["fj_pt"], dtype=np.float64), eta=np.asarray(arrays["fj_eta"], dtype=np.float64),
-                source=source)
+                source=source, pt_range=None if pt_range is None else tuple(float(x) for x in pt_range))
 
 
-def _tagger_from_arrays(name, arrays, source, tasks):
+def _tagger_from_arrays(name, arrays, source, tasks, pt_range=None):
     probs = {k[len(PROB_PREFIX):]: v for k, v in arrays.items() if k.startswith(PROB_PREFIX)}
     for cls, values in probs.items():
         if not np.all(np.isfinite(values)):
@@ -335,11 +353,11 @@ def _tagger_from_arrays(name, arrays, source, tasks):
         wanted = ", ".join(repr(PROB_PREFIX + t.signal) for t in TASKS.values())
         raise InputFileError(f"{source}: no boosted task can be scored: needs {PROB_PREFIX + QCD_CLASS!r} and one "
                              f"of {wanted} (the file has {have})")
-    return FatJetTagger(name=name, scores=scores, **_common(arrays, source))
+    return FatJetTagger(name=name, scores=scores, **_common(arrays, source, pt_range))
 
 
-def _baseline_from_arrays(spec, arrays, source):
-    common = _common(arrays, source)
+def _baseline_from_arrays(spec, arrays, source, pt_range=None):
+    common = _common(arrays, source, pt_range)
     lo, hi = spec.sdmass_window
     tau = np.asarray(arrays[spec.variable], dtype=np.float64)
     inside = (common["sdmass"] > lo) & (common["sdmass"] < hi) & np.isfinite(tau)
@@ -495,7 +513,8 @@ def _task_metrics(tagger, task, mistags, n_boot):
     effs = {f"{m:g}": _defined(curve.eff_at(m)) for m in mistags}
     entry = {"auc": curve.auc, "auc_err": None, "eff_at_mistag": effs,
              "eff_at_mistag_err": {k: None for k in effs}, "n_signal": curve.n_signal,
-             "n_background": curve.n_background}
+             "n_background": curve.n_background,
+             "pt_range": None if tagger.pt_range is None else list(tagger.pt_range)}
     if n_boot:
         scores, is_signal, _ = _task_jets(tagger, task)
         auc_err, eff_err = _roc.bootstrap_errors(scores, is_signal, None, np.asarray(mistags, dtype=float),
@@ -699,8 +718,10 @@ def _write_plots(taggers, metrics, plot_dir, formats):
 def evaluate_boosted(prediction_files: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                      tasks: Sequence[str] | None = None, names: Sequence[str] | None = None,
                      bootstrap: int = _roc.BOOTSTRAP_REPLICAS, formats: Sequence[str] = ("png", "pdf"),
-                     baselines: bool = True, plots: bool = True) -> dict:
-    """Evaluate fat-jet prediction files and write the results into ``out_dir``.
+                     baselines: bool = True, plots: bool = True,
+                     pt_range: tuple[float, float] | None = PT_RANGE) -> dict:
+    """Evaluate fat-jet prediction files and write the results into ``out_dir``, on the jets with
+    lo <= fj_pt < hi of ``pt_range`` (:data:`PT_RANGE`; None: every jet).
 
     Writes (each atomically): with ``plots``, ``plots/roc_<task>.*`` (every tagger, baselines dashed),
     ``plots/sculpting_<task>_<tagger>.*`` and ``plots/sdmass_by_class.*`` (the first file's jets); then
@@ -711,7 +732,8 @@ def evaluate_boosted(prediction_files: Sequence[str | os.PathLike], out_dir: str
     """
     out_dir = check_output(out_dir, directory=True, what="evaluation directory")
     bootstrap = integer(bootstrap, "bootstrap", "evaluate_boosted", minimum=0)
-    taggers = load_fat_jet_taggers(prediction_files, names=names, tasks=tasks, baselines=baselines)
+    taggers = load_fat_jet_taggers(prediction_files, names=names, tasks=tasks, baselines=baselines,
+                                   pt_range=pt_range)
     for note in skipped_tasks(taggers, tasks):
         warnings.warn(note, SkippedTaskWarning, stacklevel=2)
     with output_lock(out_dir, what="deepjet-nb evaluate-boosted"):
@@ -766,6 +788,9 @@ def register_cli(subparsers) -> None:
                         help="bootstrap replicas of the statistical errors (0: none; default: %(default)s)")
     parser.add_argument("--no-baselines", action="store_true", help="leave out the τ-ratio cut baselines")
     parser.add_argument("--no-plots", action="store_true", help="write only metrics.json")
+    parser.add_argument("--pt-range", nargs=2, type=float, default=list(PT_RANGE), metavar=("LOW", "HIGH"),
+                        help=f"fat-jet pT window in GeV (default {PT_RANGE[0]:g} {PT_RANGE[1]:g})")
+    parser.add_argument("--all-pt", action="store_true", help="every jet, no pT window")
     parser.set_defaults(func=_cli_evaluate_boosted)
 
 
@@ -774,7 +799,8 @@ def _cli_evaluate_boosted(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedTaskWarning)
         metrics = evaluate_boosted(paths, args.out, tasks=args.tasks, names=names, bootstrap=args.bootstrap,
-                                   baselines=not args.no_baselines, plots=not args.no_plots)
+                                   baselines=not args.no_baselines, plots=not args.no_plots,
+                                   pt_range=None if args.all_pt else tuple(args.pt_range))
     for w in caught:
         if issubclass(w.category, SkippedTaskWarning):
             print(f"deepjet-nb evaluate-boosted: note: {w.message}", file=sys.stderr)

@@ -85,7 +85,7 @@ def evaluation(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "eval"
     with pytest.warns(bo.SkippedTaskWarning, match="topqcd: skipped w_vs_qcd"):
         metrics = bo.evaluate_boosted([files["flat"], files["massy"], files["topqcd"]], out, bootstrap=N_BOOT,
-                                      formats=("png",))
+                                      formats=("png",), pt_range=None)
     return metrics, out
 
 
@@ -214,7 +214,8 @@ def test_efficiency_beyond_the_window_acceptance_is_null_with_a_note(files, tmp_
     low = tmp_path / "lowmass.root"
     jets, truth = make_jets(qcd_mass_scale=12.0)  # QCD far below the top window: acceptance ~ 1e-3
     write(low, {**make_predictions(jets, truth, mass_weight=0.0), **jets})
-    metrics = bo.evaluate_boosted([low], tmp_path / "eval", tasks=["top_vs_qcd"], bootstrap=5, plots=False)
+    metrics = bo.evaluate_boosted([low], tmp_path / "eval", tasks=["top_vs_qcd"], bootstrap=5, plots=False,
+                                  pt_range=None)
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())["tau32_cut"]["top_vs_qcd"]
     assert m["baseline"]["max_mistag"] < 0.01
     for key in ("0.05", "0.01"):
@@ -302,7 +303,7 @@ def test_sculpting_plot_and_roc_plot_hold_the_numbers(files):
 
 def test_cli_evaluate_boosted_names_taggers_and_prints_the_table(files, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = cli.main(["evaluate-boosted", "--out", str(out), "--no-plots", "--bootstrap", "0",
+    code = cli.main(["evaluate-boosted", "--out", str(out), "--no-plots", "--bootstrap", "0", "--all-pt",
                      f"alpha={files['flat']}", str(files["topqcd"])])
     assert code == 0
     captured = capsys.readouterr()
@@ -314,3 +315,22 @@ def test_cli_evaluate_boosted_names_taggers_and_prints_the_table(files, tmp_path
     assert metrics["alpha"]["top_vs_qcd"]["auc_err"] is None
     assert cli.main(["evaluate-boosted", "--out", str(tmp_path / "x"), str(tmp_path / "missing.root")]) == 1
     assert "missing.root" in capsys.readouterr().err
+
+
+def test_taggers_are_compared_in_the_pt_window(files, tmp_path):
+    """By default only jets with 500 <= fj_pt < 1000 GeV enter (the synthetic jets span 400-800 GeV)."""
+    jets = read(files["flat"])
+    in_window = (jets["fj_pt"] >= 500) & (jets["fj_pt"] < 1000)
+    top = (jets["label_Top_bcq"] + jets["label_Top_bqq"]) > 0
+    metrics = bo.evaluate_boosted([files["flat"]], tmp_path / "eval", bootstrap=0, plots=False)
+    entry = metrics["flat"]["top_vs_qcd"]
+    assert bo.PT_RANGE == (500.0, 1000.0) and entry["pt_range"] == [500.0, 1000.0]
+    assert entry["n_signal"] == int(np.sum(top & in_window)) < int(np.sum(top))
+    assert metrics["tau32_cut"]["top_vs_qcd"]["n_signal"] == entry["n_signal"]
+    narrow = cli.main(["evaluate-boosted", "--out", str(tmp_path / "narrow"), "--no-plots", "--bootstrap", "0",
+                       "--pt-range", "600", "700", str(files["flat"])])
+    assert narrow == 0
+    entry = json.loads((tmp_path / "narrow" / "metrics.json").read_text())["flat"]["top_vs_qcd"]
+    assert entry["n_signal"] == int(np.sum(top & (jets["fj_pt"] >= 600) & (jets["fj_pt"] < 700)))
+    with pytest.raises(InputFileError, match="no jet with 2000 <= fj_pt < 3000"):
+        bo.load_fat_jet_taggers([files["flat"]], pt_range=(2000, 3000))
