@@ -39,6 +39,7 @@ import dataclasses
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,6 +74,10 @@ MISTAG = 0.01
 HEADLINE = (VAL_BEFF, "b-eff @ 1% mistag")  # the validation metric the dashboard shows per epoch
 # For datasets whose classes are not jet flavours (fat jets, events), the same two metrics compare the first
 # class (signal, e.g. Top) with the last (background, e.g. QCD) on P(first) / (P(first) + P(last)).
+
+
+class UnmixedShardsWarning(UserWarning):
+    """Training batches would hold few classes (see :meth:`Trainer.fit`)."""
 
 
 @dataclass
@@ -203,6 +208,7 @@ class Trainer:
             self.stop_reason = "early stopping"
         self._stop_requested = False
         train = self._train_batches()
+        self._warn_unmixed(train)
         validation = self._split()[1]
         self._val = JetBatches(self.dataset, validation, batch_size=cfg.batch_size, shuffle=False,
                                buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory) \
@@ -509,6 +515,28 @@ class Trainer:
         cfg = self.config
         return JetBatches(self.dataset, self._split()[0], batch_size=cfg.batch_size, seed=cfg.seed,
                           buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory)
+
+    def _warn_unmixed(self, train):
+        """Warn when streaming windows would give batches of few classes: some training shards hold (almost)
+        one class each, as when every input file is one process (fat-jet and event samples), and a window holds
+        fewer shards than there are."""
+        cfg = self.config
+        if cfg.in_memory or cfg.buffer_shards >= len(train.shards):
+            return
+        dominant = {}
+        for name in train.shards:
+            counts = np.bincount(np.asarray(self.dataset.shard(name, mmap=True)["label"]),
+                                 minlength=len(self.dataset.classes))
+            if counts.sum():
+                dominant[name] = (int(counts.argmax()), counts.max() / counts.sum())
+        pure = {name for name, (_, share) in dominant.items() if share > 0.95}
+        if pure and len({cls for cls, _ in dominant.values()}) > 1:
+            message = (f"{cfg.data}: shards {sorted(pure)} hold almost only one class each, and a streaming window "
+                       f"holds {cfg.buffer_shards} of {len(train.shards)} shards: batches would mix few classes "
+                       f"and training oscillate. Pass in_memory=True (small data) or buffer_shards="
+                       f"{len(train.shards)}")
+            warnings.warn(message, UnmixedShardsWarning, stacklevel=3)
+            self._log(f"warning: {message}")
 
     def _make_dashboard(self, train):
         if self.dashboard_mode == "off":

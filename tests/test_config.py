@@ -100,7 +100,7 @@ def test_shipped_configs_hash_as_before_the_truth_opt_in_existed():
 def test_fat_jet_configs_read_the_deepak8_schema():
     cfg = load_config("fatjet")
     assert cfg.ntuple.name == "deepak8" and cfg.class_names == ("Top", "W", "QCD")
-    assert {g.name: g.shape for g in cfg.inputs} == {"pfcand": (100, 26), "sv": (7, 14)}
+    assert {g.name: g.shape for g in cfg.inputs} == {"pfcand": (100, 28), "sv": (7, 14)}
     assert cfg.spectators[:len(cfg.required_spectators)] == cfg.required_spectators
     assert "fj_sdmass" in cfg.spectators and cfg.weighting.pt_branch == "fj_pt"
     assert cfg.to_dict()["schema"] == "deepak8"

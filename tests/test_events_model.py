@@ -8,6 +8,7 @@ One short training for the module (a few thousand events, a model of a few thous
 """
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -116,6 +117,19 @@ def test_converted_dataset_holds_both_processes(events_dataset):
     assert ds.manifest["inputs"]["features"]["shape"] == [42]
     arrays = ds.load()
     assert np.bincount(arrays["label"]).tolist() == [1500, 1500]  # no selection, no reweighting
+
+
+def test_training_warns_when_streaming_windows_would_hold_one_class(events_dataset, tmp_path):
+    """Each event file is one process: a window of one of the two shards gives batches of one class."""
+    from deepjet_nb.train import Trainer, UnmixedShardsWarning
+
+    with pytest.warns(UnmixedShardsWarning, match="in_memory=True"):
+        Trainer("dense", events_dataset, tmp_path / "one", epochs=1, batch_size=256, dashboard="off",
+                buffer_shards=1).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnmixedShardsWarning)
+        Trainer("dense", events_dataset, tmp_path / "mixed", epochs=1, batch_size=256, dashboard="off",
+                in_memory=True).fit()
 
 
 def test_dense_separates_ttbar_from_qcd(events_trainer):

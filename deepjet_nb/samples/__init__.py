@@ -71,7 +71,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the blocks on a Dask cluster, e.g. tcp://host:8786 (same file as locally)")
     parser.add_argument("--pthat-min", type=float, default=None,
-                        help="minimum pT of the hard process in GeV (default: 30 for qcd, 400 for qcd_boosted, "
+                        help="minimum pT of the hard process in GeV (default: 30 for qcd, 500 for qcd_boosted, "
                         "150 for qcd_multijet, none otherwise)")
     parser.add_argument("--pileup", type=float, default=0.0,
                         help="mean number of pileup interactions (default 0; CMS Run 2: 20-35)")

@@ -34,9 +34,9 @@ PROCESSES = {
     "wprime_wz": ["NewGaugeBoson:ffbar2Wprime = on", "Wprime:coup2WZ = 1.", "34:m0 = 2000.",
                   "34:onMode = off", "34:onIfAll = 23 24", "24:onMode = off", "24:onIfAny = 1 2 3 4 5",
                   "23:onMode = off", "23:onIfAny = 1 2 3 4 5"],
-    # QCD multijet background of the boosted samples: pT-hat > 400 GeV (DEFAULT_PTHAT_MIN), so that QCD fat jets
-    # populate the 500-1000 GeV window where the boosted taggers are compared (deepjet_nb.boosted.PT_RANGE),
-    # next to the tops and Ws of 2 TeV resonances.
+    # QCD multijet background of the boosted samples: pT-hat > 500 GeV (DEFAULT_PTHAT_MIN), so that QCD fat jets
+    # fill the 500-1000 GeV window where the boosted taggers are trained and compared (configs/fatjet.yaml,
+    # deepjet_nb.boosted.PT_RANGE) next to the tops and Ws of 2 TeV resonances.
     "qcd_boosted": ["HardQCD:all = on"],
     # gg -> H2 (a heavy CP-even scalar, M = 1.5 TeV) -> h h, h -> b bbar: merged H -> bb jets (Pythia 8 manual,
     # "Higgs Processes": Higgs:useBSM, HiggsBSM:gg2H2; the H2 -> h h channel switched on alone).
@@ -52,7 +52,7 @@ PROCESSES = {
     "qcd_multijet": ["HardQCD:all = on"],
 }
 DEFAULT_PTHAT_MIN = {"ttbar": None, "qcd": 30.0, "minbias": None, "zprime_tt": None, "wprime_wz": None,
-                     "qcd_boosted": 400.0, "hh_bbbb": None, "ttbar_allhad": None, "qcd_multijet": 150.0}
+                     "qcd_boosted": 500.0, "hh_bbbb": None, "ttbar_allhad": None, "qcd_multijet": 150.0}
 # What each process's sample is: an AK4 jet ntuple (DeepNTuples), a fat-jet ntuple (DeepAK8) or, with
 # ``--event-level``, an event ntuple; the event-level label of the processes allowed there.
 FATJET_PROCESSES = ("zprime_tt", "wprime_wz", "qcd_boosted", "hh_bbbb")
