@@ -66,24 +66,37 @@ def softdrop(px, py, pz, e, counts, *, beta: float = SOFTDROP_BETA, zcut: float 
 
 
 def nsubjettiness_taus(px, py, pz, e, counts, *, n_max: int = 3, r0: float = FATJET_R) -> np.ndarray:
-    """(n_jets, n_max) τ1..τ_nmax (β = 1) with exclusive-kT axes; τ_N = 0 for a jet with ≤ N constituents."""
+    """(n_jets, n_max) τ1..τ_nmax (β = 1) with exclusive-kT axes; τ_N = 0 for a jet with ≤ N constituents.
+
+    One kT clustering serves every N for the jets with more than ``n_max`` constituents (nearly all fat jets);
+    the few others are clustered once per N they have enough constituents for."""
     counts = np.asarray(counts, np.int64)
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     pt, rap, phi = _pt_rap_phi(np.asarray(px), np.asarray(py), np.asarray(pz), np.asarray(e))
     taus = np.zeros((len(counts), n_max))
     particles = _jets(px, py, pz, e, counts)
+    rich = counts > n_max
+    rich_sequence = _sequence(particles[rich], "kt_algorithm") if rich.any() else None
     for n in range(1, n_max + 1):
         enough = counts > n
         if not enough.any():
             continue
+        axis_rap = np.zeros((len(counts), n))
+        axis_phi = np.zeros((len(counts), n))
+        for group, sequence in ((rich, rich_sequence), (enough & ~rich, None)):
+            if not group.any():
+                continue
+            sequence = sequence or _sequence(particles[group], "kt_algorithm")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                axes = ak.flatten(sequence.exclusive_jets(n_jets=n))
+            _, arap, aphi = _pt_rap_phi(*(ak.to_numpy(axes[c]).astype(np.float64) for c in ("px", "py", "pz", "E")))
+            axis_rap[group], axis_phi[group] = arap.reshape(-1, n), aphi.reshape(-1, n)
         axis_offsets = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(np.where(enough, n, 0), out=axis_offsets[1:])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            axes = ak.flatten(_sequence(particles[enough], "kt_algorithm").exclusive_jets(n_jets=n))
-        _, arap, aphi = _pt_rap_phi(*(ak.to_numpy(axes[c]).astype(np.float64) for c in ("px", "py", "pz", "E")))
-        taus[:, n - 1] = nsubjettiness(offsets, pt, rap, phi, axis_offsets, arap, aphi, r0)
+        taus[:, n - 1] = nsubjettiness(offsets, pt, rap, phi, axis_offsets, axis_rap[enough].reshape(-1),
+                                       axis_phi[enough].reshape(-1), r0)
     return taus
 
 
