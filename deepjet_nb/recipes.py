@@ -106,13 +106,14 @@ def train_jets(data, *, val_fraction: float = 0.2, seed: int = 0) -> int:
     return int(sum(len(idx) for idx in train.values()))
 
 
-def choose(model: str, data, out, *, seed: int = 0, grid: list[dict] | None = None, log=print) -> dict:
+def choose(model: str, data, out, *, seed: int = 0, grid: list[dict] | None = None, log=print, **options) -> dict:
     """Choose the recipe of ``model`` on the converted dataset ``data`` by the validation split only.
 
     Trains every candidate (``grid``, default :func:`candidates` for the dataset's training jets) with ``seed``
     into its own run directory ``out/<id>`` (:func:`candidate_id`; a finished run of an earlier call is reused,
     an interrupted one continued), and picks the lowest best validation loss. ``log`` gets one line per
-    candidate. Returns ``{"model", "n_train", "seed", "chosen": recipe, "candidates": [recipe +
+    candidate; ``options`` go to every candidate's :class:`~deepjet_nb.train.Trainer` alike (e.g.
+    ``in_memory=True`` for a dataset whose files each hold one class). Returns ``{"model", "n_train", "seed", "chosen": recipe, "candidates": [recipe +
     {"best_val_loss", "best_epoch", "val_beff_at_mistag_0.01" (at the best epoch), "epochs_run",
     "stop_reason", "train_s", "epoch_s", "cpu_s" (CPU seconds of this process for the candidate: 0 when it was
     reused)}]}``.
@@ -126,7 +127,7 @@ def choose(model: str, data, out, *, seed: int = 0, grid: list[dict] | None = No
     scored = []
     for candidate in grid:
         directory = Path(out) / candidate_id(candidate)
-        trainer = Trainer(model, data, directory, resume="auto", dashboard="off", seed=seed, **candidate)
+        trainer = Trainer(model, data, directory, resume="auto", dashboard="off", seed=seed, **options, **candidate)
         cpu = time.process_time()
         history = trainer.fit()
         # CPU seconds say what the wall time would be on free cores when other jobs share the machine

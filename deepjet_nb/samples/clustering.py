@@ -1,5 +1,6 @@
-"""Jet reconstruction shared by the sample producers: FastJet anti-kT on the reconstructed candidates that
-survive charged-hadron subtraction, the pT/eta selection, and generator-level jets with their matching.
+"""Event and jet reconstruction shared by the sample producers: a block of Pythia events through the detector
+model (with the pile-up overlay), FastJet anti-kT on the reconstructed candidates that survive charged-hadron
+subtraction, the pT/eta selection, and generator-level jets with their matching.
 
 The AK4 producer (:mod:`.producer`, R = 0.4, pT > 20 GeV, |eta| < 2.5) and the fat-jet and event-level
 producers (:mod:`.fatjets`, R = 0.8) call the same functions with their radius and cuts. Constituent
@@ -12,10 +13,25 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from . import detector, features
+from . import detector, features, pileup as pileup_library
 from .pythia import _quiet_stdout
 
 NEUTRINOS = (12, 14, 16)
+
+
+def simulate_events(generator, n_events: int, seed: int, pileup: float, library=None):
+    """``n_events`` Pythia events of ``generator`` seeded with ``seed``, through the detector model with
+    Poisson(``pileup``) minimum-bias events of ``library`` overlaid (default: the cached
+    :func:`~deepjet_nb.samples.pileup.load_library`): ``(batch, cand, cand_offsets, pv_reco, npv)``."""
+    batch = generator.generate(n_events, seed)
+    if library is None:
+        library = pileup_library.load_library() if pileup > 0 else pileup_library.Library.empty()
+    detector.seed_numba(seed)
+    cand, cand_offsets, _, pv_reco, npv = detector.simulate_candidates(
+        batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e,
+        batch.vx, batch.vy, batch.vz, float(pileup), library.offsets, library.pid, library.charge, library.p4,
+        library.vertex, library.vertex_tracks)
+    return batch, cand, cand_offsets, pv_reco, npv
 
 
 def offsets_of(counts):

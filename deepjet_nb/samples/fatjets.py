@@ -35,7 +35,7 @@ import numba
 import numpy as np
 
 from .. import schema
-from . import clustering, detector, features, leptons, pileup as pileup_library, substructure, truth
+from . import clustering, features, leptons, pileup as pileup_library, substructure, truth
 from .detector import (
     C_CHI2, C_E, C_KIND, C_PX, C_PY, C_PZ, C_Q, C_QUAL, C_SZ0, C_TX, C_TY, C_X0, C_Y0, NEUTRAL_HADRON,
     PHOTON, PV_SIGMA_MM, TRACK,
@@ -244,14 +244,7 @@ def fatjet_lists(cand, cand_offsets, const_offsets, const_index, jet_event, jet_
 def _simulate(generator, n_events, seed, pileup, library):
     """Pythia events of one block through the detector model: ``(batch, cand, cand_offsets, pv_reco, npv,
     lepton)`` (as :func:`.producer.process_block` makes them, plus the lepton identification)."""
-    batch = generator.generate(n_events, seed)
-    if library is None:
-        library = pileup_library.load_library() if pileup > 0 else pileup_library.Library.empty()
-    detector.seed_numba(seed)
-    cand, cand_offsets, _, pv_reco, npv = detector.simulate_candidates(
-        batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e,
-        batch.vx, batch.vy, batch.vz, float(pileup), library.offsets, library.pid, library.charge, library.p4,
-        library.vertex, library.vertex_tracks)
+    batch, cand, cand_offsets, pv_reco, npv = clustering.simulate_events(generator, n_events, seed, pileup, library)
     lepton = leptons.identify(cand, cand_offsets, batch.offsets, batch.pid,
                               leptons.identification_uniforms(seed, cand.shape[1]))
     return batch, cand, cand_offsets, pv_reco, npv, lepton

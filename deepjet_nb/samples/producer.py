@@ -24,7 +24,7 @@ from .._args import integer, number
 from .._atomic import atomic_path, check_output, remove_stale
 from ..errors import ArgumentError, DeepJetError
 from .. import schema
-from . import clustering, detector, features, fatjets, pileup as pileup_library, truth
+from . import clustering, features, fatjets, pileup as pileup_library, truth
 from .pythia import EVENT_LABEL, FATJET_PROCESSES, PROCESSES, EventGenerator, block_seed
 
 BLOCK_EVENTS = 100  # events per block: the unit of seeding, parallelism and progress
@@ -76,14 +76,7 @@ def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: f
 
     With ``pileup`` > 0, Poisson(``pileup``) minimum-bias events of ``library`` (default: the cached
     :func:`~deepjet_nb.samples.pileup.load_library`) are overlaid on each event."""
-    batch = generator.generate(n_events, seed)
-    if library is None:
-        library = pileup_library.load_library() if pileup > 0 else pileup_library.Library.empty()
-    detector.seed_numba(seed)
-    cand, cand_offsets, _, pv_reco, npv = detector.simulate_candidates(
-        batch.offsets, batch.status, batch.pid, batch.charge, batch.px, batch.py, batch.pz, batch.e,
-        batch.vx, batch.vy, batch.vz, float(pileup), library.offsets, library.pid, library.charge, library.p4,
-        library.vertex, library.vertex_tracks)
+    batch, cand, cand_offsets, pv_reco, npv = clustering.simulate_events(generator, n_events, seed, pileup, library)
     p4, eta, phi, jet_event, jet_offsets, const_offsets, const_index = reconstruct_jets(
         cand, cand_offsets, pv_reco, batch.n_events)
 
