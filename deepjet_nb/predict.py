@@ -106,10 +106,15 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
     bar = _progress(progress, sum(n for _, _, n in sources))
     with atomic_path(out) as tmp, uproot.recreate(tmp) as file:
         writer = _TreeWriter(file, run)
-        for kind, path, _ in sources:
+        for kind, path, entries in sources:
+            done = 0
             for branches in _file_branches(kind, path, run, model, shards, step_size, batch_size):
                 writer.extend(branches)
-                bar.update(len(branches[f"{PROB_PREFIX}{run.classes[0]}"]))
+                written = len(branches[f"{PROB_PREFIX}{run.classes[0]}"])
+                bar.update(written)
+                done += written
+            # entries that failed the selection or are in no class are read too: the file is done
+            bar.update(max(entries - done, 0))
         writer.close()
     bar.close()
     return out
