@@ -44,8 +44,9 @@ def test_hash_changes_with_content():
     assert cfg.with_fraction(0.5).hash != cfg.hash
 
 
-def edited(tmp_path, edit):
-    raw = yaml.safe_load((CONFIG_DIR / "deepjet.yaml").read_text())
+def edited(tmp_path, edit, config="deepjet"):
+    """A copy of the shipped ``config`` changed by ``edit`` (a function of the raw dict), written to a file."""
+    raw = yaml.safe_load((CONFIG_DIR / f"{config}.yaml").read_text())
     edit(raw)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -109,14 +110,6 @@ def test_fat_jet_configs_read_the_deepak8_schema():
     assert "schema" not in load_config("deepjet").to_dict()
 
 
-def fat_edited(tmp_path, edit):
-    raw = yaml.safe_load((CONFIG_DIR / "fatjet.yaml").read_text())
-    edit(raw)
-    path = tmp_path / "fat.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 @pytest.mark.parametrize("edit, needle", [
     (lambda r: r.update(schema="deepak4"), "unknown ntuple schema 'deepak4'"),
     (lambda r: r["classes"].update(B=["isB"]), "'isB' of the deepak8 schema"),
@@ -128,7 +121,7 @@ def fat_edited(tmp_path, edit):
     (lambda r: r["inputs"].update(jet={"branches": ["label_QCD_b"]}), "'label_QCD_b' is generator-level truth"),
 ])
 def test_fat_jet_config_is_checked_against_its_schema(tmp_path, edit, needle):
-    path = fat_edited(tmp_path, edit)
+    path = edited(tmp_path, edit, "fatjet")
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert needle in str(info.value) and str(path) in str(info.value)
