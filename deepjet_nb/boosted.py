@@ -39,7 +39,6 @@ Command line: ``deepjet-nb evaluate-boosted --out DIR PRED.root... [NAME=FILE]``
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ from ._atomic import check_output, remove_stale
 from ._jsonio import write_json
 from ._lock import output_lock
 from .errors import ArgumentError, InputFileError
-from .evaluate import SkippedTaskWarning, format_value, named_paths, plot_stems
+from .evaluate import SkippedTaskWarning, format_value, named_paths, noting_skipped_tasks, plot_stems
 from .kernels import roc as _roc
 from .kernels.substructure import jensen_shannon
 from .predict import PROB_PREFIX, TREE
@@ -796,16 +795,9 @@ def register_cli(subparsers) -> None:
 
 def _cli_evaluate_boosted(args) -> int:
     names, paths = named_paths(args.predictions)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedTaskWarning)
-        metrics = evaluate_boosted(paths, args.out, tasks=args.tasks, names=names, bootstrap=args.bootstrap,
-                                   baselines=not args.no_baselines, plots=not args.no_plots,
-                                   pt_range=None if args.all_pt else tuple(args.pt_range))
-    for w in caught:
-        if issubclass(w.category, SkippedTaskWarning):
-            print(f"deepjet-nb evaluate-boosted: note: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    metrics = noting_skipped_tasks("deepjet-nb evaluate-boosted", lambda: evaluate_boosted(
+        paths, args.out, tasks=args.tasks, names=names, bootstrap=args.bootstrap, baselines=not args.no_baselines,
+        plots=not args.no_plots, pt_range=None if args.all_pt else tuple(args.pt_range)))
     print(summary_table(metrics))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0

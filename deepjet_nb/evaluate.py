@@ -48,7 +48,8 @@ __all__ = [
     "Tagger", "RocCurve", "WorkingPoint", "Efficiency",
     "read_predictions", "load_taggers", "track_counting",
     "roc", "roc_errors", "difference", "same_jets", "seed_spread", "working_points", "efficiency_vs",
-    "compute_metrics", "evaluate", "summary_table", "format_value", "named_paths", "plot_stems", "register_cli",
+    "compute_metrics", "evaluate", "summary_table", "format_value", "named_paths", "noting_skipped_tasks",
+    "plot_stems", "register_cli",
 ]
 
 TRACK_COUNTING = "trackCounting_sip3dSig2"
@@ -705,6 +706,20 @@ def named_paths(items: Sequence[str]) -> tuple[list[str], list[str]]:
     return names, paths
 
 
+def noting_skipped_tasks(command: str, call):
+    """``call()``'s result; each :class:`SkippedTaskWarning` it raised becomes a ``<command>: note:`` line on
+    stderr (a command's way of saying which comparisons had no jets), other warnings are shown as usual."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedTaskWarning)
+        result = call()
+    for w in caught:
+        if issubclass(w.category, SkippedTaskWarning):
+            print(f"{command}: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
 def _cli_evaluate(args) -> int:
     names, paths = named_paths(args.predictions)
     differences = []
@@ -719,16 +734,10 @@ def _cli_evaluate(args) -> int:
         if not (sep and name and path):
             raise ArgumentError(f"--seed-predictions {item!r}: expected NAME=FILE")
         seeds.setdefault(name, []).append(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedTaskWarning)
-        metrics = evaluate(paths, args.out, names=names, baseline=not args.no_baseline, reference=args.reference,
-                           working_point=args.working_point, plots=not args.no_plots,
-                           weight_branch=args.weight_branch, differences=differences, seed_predictions=seeds)
-    for w in caught:
-        if issubclass(w.category, SkippedTaskWarning):
-            print(f"deepjet-nb evaluate: note: {w.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    metrics = noting_skipped_tasks("deepjet-nb evaluate", lambda: evaluate(
+        paths, args.out, names=names, baseline=not args.no_baseline, reference=args.reference,
+        working_point=args.working_point, plots=not args.no_plots, weight_branch=args.weight_branch,
+        differences=differences, seed_predictions=seeds))
     print(summary_table(metrics))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0

@@ -149,6 +149,16 @@ class Schema:
         objects = self.object_list(branch)
         return objects.counter if objects else None
 
+    def cast(self, branches: dict) -> dict:
+        """``branches`` with every numpy array converted in place to the schema's type: int32 for
+        :attr:`integer_branches`, float32 otherwise (jagged records are left as they are)."""
+        import numpy as np
+
+        for name, value in branches.items():
+            if isinstance(value, np.ndarray):
+                branches[name] = value.astype(np.int32 if name in self.integer_branches else np.float32)
+        return branches
+
     def branch_problem(self, name: str, jagged: bool, dtype) -> str | None:
         """Why a branch stored as one value per entry (``jagged`` false) or a list per entry, of numpy ``dtype``,
         does not fit the schema entry ``name``; None when it fits or ``name`` is not a schema branch.

@@ -41,6 +41,16 @@ def offsets_of(counts):
     return out
 
 
+def gather_groups(offsets, which):
+    """The groups ``which`` of consecutive groups with ``offsets``: ``(new_offsets, index)``, ``index`` the
+    positions of their elements in the flat array, group after group in the order of ``which``."""
+    which = np.asarray(which, np.int64)
+    counts = np.diff(offsets)[which]
+    new_offsets = offsets_of(counts)
+    index = np.repeat(offsets[:-1][which] - new_offsets[:-1], counts) + np.arange(new_offsets[-1], dtype=np.int64)
+    return new_offsets, index
+
+
 def eta_phi_pt(p4):
     """Pseudorapidity, azimuth and pT of (n, 4) four-momenta (px, py, pz, E)."""
     pt = np.hypot(p4[:, 0], p4[:, 1])

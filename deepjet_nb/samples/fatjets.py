@@ -255,12 +255,8 @@ def _sorted_by_pt(p4, eta, phi, jet_event, const_offsets, const_index):
     constituent lists."""
     pt = np.hypot(p4[:, 0], p4[:, 1])
     order = np.lexsort((-pt, jet_event))
-    counts = np.diff(const_offsets)[order]
-    starts = const_offsets[:-1][order]
-    index = (np.repeat(starts - clustering.offsets_of(counts)[:-1], counts) + np.arange(counts.sum())
-             if len(counts) else np.zeros(0, np.int64))
-    return (p4[order], eta[order], phi[order], jet_event[order], clustering.offsets_of(counts),
-            const_index[index])
+    new_offsets, index = clustering.gather_groups(const_offsets, order)
+    return p4[order], eta[order], phi[order], jet_event[order], new_offsets, const_index[index]
 
 
 def _constituent_p4(cand, cand_offsets, jet_event, const_offsets, const_index):
@@ -276,13 +272,6 @@ def _substructure(px, py, pz, e, counts, subjets):
 
 def _ratio(num, den):
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-
-def _cast(out: dict, layout: schema.Schema) -> dict:
-    for name, value in out.items():
-        if isinstance(value, np.ndarray):
-            out[name] = value.astype(np.int32 if name in layout.integer_branches else np.float32)
-    return out
 
 
 def fatjet_block(generator, n_events: int, seed: int, pileup: float, options: tuple,
@@ -336,7 +325,7 @@ def fatjet_block(generator, n_events: int, seed: int, pileup: float, options: tu
     for record, (content, n) in {"pfcand": (pf, pf_n), "sv": (sv, sv_n)}.items():
         fields = _LISTS[record].fields
         out[record] = ak.unflatten(ak.zip({f: content[:, i].astype(np.float32) for i, f in enumerate(fields)}), n)
-    return _cast(out, schema.DEEPAK8)
+    return schema.DEEPAK8.cast(out)
 
 
 def _fatjets(cand, cand_offsets, pv_reco, n_events, pt_min, eta_max):
@@ -361,10 +350,10 @@ def _matched_gen_jets(batch, eta, phi, jet_event):
     match = clustering.match_nearest(eta, phi, jet_event, geta, gphi, gen_offsets, GEN_MATCH_DR)
     ok = np.nonzero(match >= 0)[0]
     pt[ok] = gpt[match[ok]]
-    counts = np.diff(gconst_offsets)[match[ok]]
-    starts = gconst_offsets[:-1][match[ok]]
-    index = gconst[np.repeat(starts - clustering.offsets_of(counts)[:-1], counts) + np.arange(counts.sum())]
-    sd = substructure.softdrop(batch.px[index], batch.py[index], batch.pz[index], batch.e[index], counts)
+    sub_offsets, index = clustering.gather_groups(gconst_offsets, match[ok])
+    index = gconst[index]
+    sd = substructure.softdrop(batch.px[index], batch.py[index], batch.pz[index], batch.e[index],
+                               np.diff(sub_offsets))
     sdmass[ok] = sd["mass"]
     return pt, sdmass
 
@@ -384,10 +373,9 @@ def event_block(generator, n_events: int, seed: int, pileup: float, options: tup
     # substructure of the five leading jets of the selected events only
     use = (rank < schema.EVENT_JETS) & np.isin(jet_event, passed)
     sel = np.nonzero(use)[0]
-    counts = np.diff(const_offsets)[sel]
-    starts = const_offsets[:-1][sel]
-    sub_index = const_index[np.repeat(starts - clustering.offsets_of(counts)[:-1], counts) + np.arange(counts.sum())]
-    sub_offsets = clustering.offsets_of(counts)
+    sub_offsets, sub_index = clustering.gather_groups(const_offsets, sel)
+    sub_index = const_index[sub_index]
+    counts = np.diff(sub_offsets)
     sd, taus = _substructure(*_constituent_p4(cand, cand_offsets, jet_event[sel], sub_offsets, sub_index), counts,
                              subjets=False)
     row_of_event = np.full(batch.n_events, -1, np.int64)
@@ -408,4 +396,4 @@ def event_block(generator, n_events: int, seed: int, pileup: float, options: tup
             out[f"{name}_{i}"] = column
     for name in schema.EVENT_LABELS:
         out[name] = np.full(len(passed), 1 if name == label else 0)
-    return _cast(out, schema.EVENTS)
+    return schema.EVENTS.cast(out)

@@ -108,7 +108,7 @@ def process_block(generator: EventGenerator, n_events: int, seed: int, pileup: f
         fields = GROUPS[record][0]
         out[record] = ak.unflatten(
             ak.zip({f: content[:, i].astype(np.float32) for i, f in enumerate(fields)}), counts)
-    return _cast(out)
+    return schema.DEEPNTUPLES.cast(out)
 
 
 def reconstruct_jets(cand, cand_offsets, pv_reco, n_events, *, radius: float = JET_R, pt_min: float = JET_PT_MIN,
@@ -127,13 +127,6 @@ def _matched_gen_pt(batch, eta, phi, jet_event):
     geta, gphi, gpt = _eta_phi_pt(gp4)
     match = clustering.match_nearest(eta, phi, jet_event, geta, gphi, gen_offsets, GEN_MATCH_DR)
     return np.where(match >= 0, gpt[np.maximum(match, 0)], 0.0) if len(gpt) else np.zeros(len(eta))
-
-
-def _cast(out: dict) -> dict:
-    for name, value in out.items():
-        if isinstance(value, np.ndarray):
-            out[name] = value.astype(np.int32 if name in schema.INTEGER_BRANCHES else np.float32)
-    return out
 
 
 # What a sample holds, chosen from the process (and ``event_level``): its schema and the function that makes
