@@ -47,7 +47,7 @@ METRIC_LABELS = {"val_beff_at_mistag_0.01": "b eff. at 1% udsg mistag (val.)",
 COM_TEV = 13  # sqrt(s) of the simulated samples (docs/reference.md §5)
 
 
-class _Plot:
+class Plot:
     """Common saving/closing; subclasses implement ``draw() -> Figure``."""
 
     figure = None
@@ -81,7 +81,7 @@ class _Plot:
 
     def _render(self, target, fmt, dpi=None):
         figure = self.figure if self.figure is not None else self.draw()
-        with _style():  # the savefig.* settings of the style too (the figure draws itself in it anyway)
+        with cms_style():  # the savefig.* settings of the style too (the figure draws itself in it anyway)
             figure.savefig(target, format=fmt, dpi=dpi if dpi is not None else "figure")
 
     def close(self) -> None:
@@ -91,7 +91,7 @@ class _Plot:
             self.figure = None
 
 
-class RocPlot(_Plot):
+class RocPlot(Plot):
     """ROC curves of several taggers against one or two backgrounds, with ratio panels.
 
     ``signal``: ``"b"`` or ``"c"``; ``reference``: name of the tagger in the denominators of the ratio
@@ -152,8 +152,8 @@ class RocPlot(_Plot):
             raise ArgumentError(f"RocPlot: reference tagger {reference!r} not among {taggers}")
         n_ratio = len(backgrounds) if self.ratio_panels and len(taggers) > 1 else 0
         self.close()
-        with _style():
-            fig, axes = _subplots(1 + n_ratio, 1, sharex=True, figsize=(10, 8 + 2.2 * n_ratio),
+        with cms_style():
+            fig, axes = styled_subplots(1 + n_ratio, 1, sharex=True, figsize=(10, 8 + 2.2 * n_ratio),
                                      gridspec_kw={"height_ratios": [3] + [1] * n_ratio, "hspace": 0.07},
                                      squeeze=False)
             axes = axes[:, 0]
@@ -205,7 +205,7 @@ class RocPlot(_Plot):
         return fig
 
 
-class HistogramPlot(_Plot):
+class HistogramPlot(Plot):
     """Distributions of a variable, one histogram per added sample, normalised to unit area.
 
     ``xlabel`` names the variable; ``bins`` and ``range`` give regular bins. Values outside ``range`` are
@@ -276,8 +276,8 @@ class HistogramPlot(_Plot):
             raise ArgumentError("HistogramPlot: no histograms added")
         mplhep = _mplhep()
         self.close()
-        with _style():
-            fig, ax = _subplots(figsize=(10, 8))
+        with cms_style():
+            fig, ax = styled_subplots(figsize=(10, 8))
             for label, (edges, density) in self.histograms.items():
                 mplhep.histplot(density, edges, ax=ax, label=label, linewidth=2, **self._styles[label])
             if self.logy:
@@ -290,7 +290,7 @@ class HistogramPlot(_Plot):
         return fig
 
 
-class EfficiencyPlot(_Plot):
+class EfficiencyPlot(Plot):
     """Efficiency vs jet pT or η, one series per :class:`~deepjet_nb.evaluate.Efficiency` added, with
     asymmetric binomial error bars. ``efficiencies[label]`` keeps what was added."""
 
@@ -309,8 +309,8 @@ class EfficiencyPlot(_Plot):
         if not self.efficiencies:
             raise ArgumentError("EfficiencyPlot: no efficiencies added")
         self.close()
-        with _style():
-            fig, ax = _subplots(figsize=(10, 8))
+        with cms_style():
+            fig, ax = styled_subplots(figsize=(10, 8))
             for label, (eff, color) in self.efficiencies.items():
                 half = 0.5 * np.diff(eff.edges)
                 ax.errorbar(eff.centers, eff.values, xerr=half, yerr=[eff.err_low, eff.err_high],
@@ -330,7 +330,7 @@ class EfficiencyPlot(_Plot):
         return fig
 
 
-class ReweightingPlot(_Plot):
+class ReweightingPlot(Plot):
     """What pT–η reweighting does: the shape of a jet variable per class with unit weights (left) and with the
     conversion's per-jet weights (right), each normalised to unit sum.
 
@@ -371,8 +371,8 @@ class ReweightingPlot(_Plot):
     def draw(self):
         mplhep = _mplhep()
         self.close()
-        with _style():
-            fig, axes = _subplots(1, 2, figsize=(16, 7), sharey=True)
+        with cms_style():
+            fig, axes = styled_subplots(1, 2, figsize=(16, 7), sharey=True)
             for ax, key in zip(axes, ("before", "after")):
                 for cls, fractions in self.fractions[key].items():
                     mplhep.histplot(fractions, self.edges, ax=ax, label=cls, linewidth=2)
@@ -387,7 +387,7 @@ class ReweightingPlot(_Plot):
         return fig
 
 
-class HistoryPlot(_Plot):
+class HistoryPlot(Plot):
     """A training run per epoch: training and validation loss (left), a validation ``metric`` (right).
 
     ``rows`` are history rows (:meth:`deepjet_nb.run.Run.history`: dicts with ``epoch``, ``loss``,
@@ -418,8 +418,8 @@ class HistoryPlot(_Plot):
     def draw(self):
         self.close()
         epochs = np.array([self._epoch(r) for r in self.rows])
-        with _style():
-            fig, (ax_loss, ax_metric) = _subplots(1, 2, figsize=(16, 7))
+        with cms_style():
+            fig, (ax_loss, ax_metric) = styled_subplots(1, 2, figsize=(16, 7))
             for key, label in (("loss", "training"), ("val_loss", "validation")):
                 values = np.array([r.get(key, np.nan) for r in self.rows], dtype=float)
                 if np.isfinite(values).any():
@@ -447,7 +447,7 @@ class HistoryPlot(_Plot):
         return int(row["epoch"])  # counted from 1, as Run.history() gives them
 
 
-class ParameterPlot(_Plot):
+class ParameterPlot(Plot):
     """A metric against one scanned parameter (:meth:`deepjet_nb.scan.Scan.parameter_plot` fills one).
 
     Add series with :meth:`add`: the parameter's values, the metric's mean over seeds and its spread (error
@@ -485,8 +485,8 @@ class ParameterPlot(_Plot):
         position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
         self.close()
         self.series = {}
-        with _style():
-            fig, ax = _subplots(figsize=(10, 8))
+        with cms_style():
+            fig, ax = styled_subplots(figsize=(10, 8))
             for x, mean, err, label in self.added:
                 xs = np.array([position[v] for v in x], dtype=float)
                 ax.errorbar(xs, mean, yerr=err, marker="o", markersize=8, capsize=5, linewidth=2,
@@ -506,7 +506,7 @@ class ParameterPlot(_Plot):
         return fig
 
 
-class EquivalencePlot(_Plot):
+class EquivalencePlot(Plot):
     """Deployed versus training discriminants of the same jets: one 2D histogram per discriminant (x = the
     training framework, y = the deployed model, log colour scale), as the CMSSW integration checks showed it.
 
@@ -546,8 +546,8 @@ class EquivalencePlot(_Plot):
         from matplotlib.colors import LogNorm
 
         self.close()
-        with _style():
-            fig, axes = _subplots(1, len(self.histograms), figsize=(9 * len(self.histograms), 8), squeeze=False)
+        with cms_style():
+            fig, axes = styled_subplots(1, len(self.histograms), figsize=(9 * len(self.histograms), 8), squeeze=False)
             for ax, (name, (edges, counts)) in zip(axes[0], self.histograms.items()):
                 mesh = ax.pcolormesh(edges, edges, np.where(counts > 0, counts, np.nan).T, cmap="viridis",
                                      norm=LogNorm(vmin=1, vmax=max(counts.max(), 1)))
@@ -571,12 +571,12 @@ def experiment_label(ax) -> None:
     mplhep.label.exp_label(exp="deepjet-nb", llabel="Simulation", rlabel=f"{COM_TEV:g} TeV", ax=ax)
 
 
-def _style():
+def cms_style():
     """The CMS style (mplhep) as a context: figures are built and drawn inside it."""
     return _pyplot().style.context(_mplhep().style.CMS)
 
 
-def _subplots(*args, **kwargs):
+def styled_subplots(*args, **kwargs):
     """``plt.subplots`` for a figure that draws itself in the CMS style wherever it is rendered."""
     return _pyplot().subplots(*args, FigureClass=_styled_figure_class(), **kwargs)
 
@@ -595,7 +595,7 @@ def _styled_figure_class():
 
         class StyledFigure(Figure):
             def draw(self, renderer):
-                with _style():
+                with cms_style():
                     return super().draw(renderer)
 
         _StyledFigure = StyledFigure
@@ -638,10 +638,3 @@ def tagger_colours(names: Sequence[str]) -> dict[str, str]:
     colours = cycle.by_key().get("color") if cycle is not None else None
     colours = colours or [f"C{i}" for i in range(10)]
     return {name: colours[i % len(colours)] for i, name in enumerate(names)}
-
-
-# For plot kinds defined next to their analysis (deepjet_nb.boosted): the base class (saving, closing, PNG bytes),
-# the CMS style context and the figure that draws itself in that style.
-Plot = _Plot
-cms_style = _style
-styled_subplots = _subplots
