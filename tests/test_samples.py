@@ -130,25 +130,25 @@ def test_impact_parameter_significance_orders_b_above_c_above_light(ttbar, masks
 def test_mistag_is_realistic_not_perfect(ttbar, masks):
     """Track counting (second-highest selected-track Sip3dSig) b efficiency at 1 % udsg mistag.
 
-    CMS: about 50-55 % with the Run-1 (Phase-0) tracker [BTV-12-001]. This model, with the Phase-1 pixel
-    geometry and no combinatorial fakes, gives 64.8 +- 1.7 % in 3000 ttbar events (seed 5; docs/reference.md §5
-    realism table). The 300-event fixture has a bootstrap error of 9.6 %: window 64.8 % +- 3 sigma, clipped.
+    CMS: about 50-55 % with the Run-1 (Phase-0) tracker [BTV-12-001]. This model, with the same Phase-0 pixel
+    geometry and no combinatorial fakes, gives 59.5 +- 1.9 % in 3000 ttbar events (seed 5; docs/reference.md §5
+    realism table). The 300-event fixture has a bootstrap error of 9.6 %: window 59.5 % +- 3 sigma.
     """
     second = nth_highest(ttbar.TagVarCSVTrk_trackSip3dSig, 2)
     cut = np.quantile(second[masks["udsg"]], 0.99)
     eff_b = np.mean(second[masks["b"]] > cut)
-    assert 0.36 < eff_b < 0.93, eff_b
+    assert 0.31 < eff_b < 0.88, eff_b
 
 
 def test_secondary_vertices_are_found_far_more_often_in_b_jets(ttbar, masks):
-    """Jets with >= 1 SV. This model, 3000 ttbar events: b 67.3 +- 0.7 %, c 25.0 +- 1.0 %, udsg 2.9 +- 0.2 %
+    """Jets with >= 1 SV. This model, 3000 ttbar events: b 62.9 +- 0.7 %, c 21.3 +- 1.0 %, udsg 4.6 +- 0.2 %
     (docs/reference.md §5, with the CMS values [BTV-16-002]); windows are +- 3 binomial errors of the
     300-event fixture (about 460 b, 150 c and 800 udsg jets)."""
     has_sv = ak.to_numpy(ttbar.nsv) > 0
     rate = {k: has_sv[m].mean() for k, m in masks.items()}
-    assert 0.60 < rate["b"] < 0.74, rate
-    assert 0.14 < rate["c"] < 0.36, rate
-    assert 0.011 < rate["udsg"] < 0.047, rate
+    assert 0.56 < rate["b"] < 0.70, rate
+    assert 0.11 < rate["c"] < 0.32, rate
+    assert 0.024 < rate["udsg"] < 0.068, rate
     assert rate["b"] > rate["c"] > rate["udsg"], rate
     category = ak.to_numpy(ttbar.TagVarCSV_vertexCategory)
     assert np.array_equal(category == 0, has_sv)

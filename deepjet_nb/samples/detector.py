@@ -1,14 +1,16 @@
-"""A CMS-like (Run 2, Phase-1 pixel) detector: tracks from hits and a fit, material interactions, calorimeter
+"""A CMS-like (2016: Run 2 with the Phase-0 pixel) detector: tracks from hits and a fit, material interactions, calorimeter
 deposits and pileup, from generator particles.
 
 Every number below approximates the CMS detector, with its source; docs/reference.md §5 collects them with a
 realism table. Lengths are in mm (Pythia's unit) inside the simulation; the ntuple stores cm, like CMS.
 
 Tracker geometry and material (barrel cylinders, used at every |eta| < 2.5 with the path length 1/sin(theta))
-  - beam pipe (r = 22.5 mm, 0.8 mm Be: 0.23 % X0, 0.19 % lambda_I), four pixel layers (29, 68, 109, 160 mm,
-    1.0 % X0 each), the pixel support tube and services (200 mm, 3 % X0), four TIB layers (255, 339, 418, 498 mm,
-    3 % X0), the TIB/TID services and support (550 mm, 5 % X0) and six TOB layers (608 ... 1080 mm, 1.8 % X0):
-    about 0.35 X0 at eta = 0 [CMS: 0.4 X0 at eta = 0; Pixel; TRK-10-003]. lambda/lambda_I = 0.25 X/X0 outside
+  - beam pipe (r = 22.5 mm since 2015, 0.8 mm Be: 0.23 % X0, 0.19 % lambda_I), the three Phase-0 pixel layers
+    that took the 2016 data of the published taggers (44, 73, 102 mm, about 2 % X0 each with cooling and
+    cables; the Phase-1 pixel of 2017 has four lighter layers from 29 mm) [Pixel], the pixel support tube and
+    services (200 mm, 3 % X0), four TIB layers (255, 339, 418, 498 mm, 3 % X0), the TIB/TID services and
+    support (550 mm, 5 % X0) and six TOB layers (608 ... 1080 mm, 1.8 % X0): about 0.37 X0 at eta = 0
+    [CMS: 0.4 X0 at eta = 0; TRK-10-003]. lambda/lambda_I = 0.25 X/X0 outside
     the beryllium pipe [CMS: 0.1 lambda_I against 0.4 X0 at eta = 0].
   - material interactions, drawn layer by layer for every generator particle, pileup particle and interaction
     product that crosses a layer beyond its production radius: photon conversions with probability
@@ -86,10 +88,10 @@ PASSIVE, PIXEL, STRIP, STEREO = 0, 1, 2, 3
 _LAYERS = (
     # beam pipe: 0.8 mm beryllium (X0 = 352.8 mm, lambda_I = 421 mm)
     (22.5, 0.0023, 0.0019, PASSIVE, 0.0, 0.0, 0.0, 0.0, 0.0),
-    (29.0, 0.010, 0.0025, PIXEL, 0.010, 0.022, 0.100, 0.0, 0.98),
-    (68.0, 0.010, 0.0025, PIXEL, 0.010, 0.022, 0.100, 0.0, 0.98),
-    (109.0, 0.010, 0.0025, PIXEL, 0.010, 0.022, 0.100, 0.0, 0.98),
-    (160.0, 0.010, 0.0025, PIXEL, 0.010, 0.022, 0.100, 0.0, 0.98),
+    # the Phase-0 barrel pixel layers (Run 1 and 2016), modules with their cooling and cables
+    (44.0, 0.020, 0.005, PIXEL, 0.010, 0.022, 0.100, 0.0, 0.98),
+    (73.0, 0.020, 0.005, PIXEL, 0.010, 0.022, 0.100, 0.0, 0.98),
+    (102.0, 0.020, 0.005, PIXEL, 0.010, 0.022, 0.100, 0.0, 0.98),
     (200.0, 0.030, 0.0075, PASSIVE, 0.0, 0.0, 0.0, 0.0, 0.0),  # pixel support tube and services
     (255.0, 0.030, 0.0075, STEREO, 0.023, 0.23, 0.080, 117.0, 0.98),
     (339.0, 0.030, 0.0075, STEREO, 0.023, 0.23, 0.080, 117.0, 0.98),
