@@ -72,7 +72,7 @@ DEMO_RECIPES = {
 
 SCALES = {
     # 33,000 events: ~140k generated training jets (about a third survive the pT-eta resampling to the b-jet
-    # reference), ~30k test jets; within 30 minutes on 2 free cores, a third of it generation
+    # reference), ~35k test jets; generation and conversion take ~10.5 minutes on 2 free cores
     "default": Scale(ttbar_files=3, ttbar_events=7000, qcd_files=2, qcd_events=3000, test_events=6000,
                      seeds={"deepcsv": 3, "deepjet": 1, BDT: 3}),
     # a smoke test of the wiring (tests)

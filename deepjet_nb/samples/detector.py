@@ -1,5 +1,5 @@
-"""A CMS-like (2016: Run 2 with the Phase-0 pixel) detector: tracks from hits and a fit, material interactions, calorimeter
-deposits and pileup, from generator particles.
+"""A CMS-like detector as of 2016 (Run 2, Phase-0 pixel): tracks from hits and a fit, material interactions,
+calorimeter deposits and pileup, from generator particles.
 
 Every number below approximates the CMS detector, with its source; docs/reference.md §5 collects them with a
 realism table. Lengths are in mm (Pythia's unit) inside the simulation; the ntuple stores cm, like CMS.
@@ -10,8 +10,8 @@ Tracker geometry and material (barrel cylinders, used at every |eta| < 2.5 with 
     cables; the Phase-1 pixel of 2017 has four lighter layers from 29 mm) [Pixel], the pixel support tube and
     services (200 mm, 3 % X0), four TIB layers (255, 339, 418, 498 mm, 3 % X0), the TIB/TID services and
     support (550 mm, 5 % X0) and six TOB layers (608 ... 1080 mm, 1.8 % X0): about 0.37 X0 at eta = 0
-    [CMS: 0.4 X0 at eta = 0; TRK-10-003]. lambda/lambda_I = 0.25 X/X0 outside
-    the beryllium pipe [CMS: 0.1 lambda_I against 0.4 X0 at eta = 0].
+    [CMS: 0.4 X0 at eta = 0; TRK-10-003]. lambda/lambda_I = 0.25 X/X0 outside the beryllium pipe [CMS: 0.1
+    lambda_I against 0.4 X0 at eta = 0].
   - material interactions, drawn layer by layer for every generator particle, pileup particle and interaction
     product that crosses a layer beyond its production radius: photon conversions with probability
     1 - exp(-(7/9) (X/X0) / sin(theta)) into e+ e- (Bethe-Heitler energy sharing [PDG 34.4]); inelastic nuclear
