@@ -1,6 +1,7 @@
 """The detector's numba kernels against plain references: the track fit against numpy generalised least squares,
-the helix against its closed form, material interactions against the material budget, and the fitted errors
-against the spread they describe."""
+the helix against its closed form, material interactions against the material budget, the fitted errors
+against the spread they describe, and the search window, local density and calorimeter against their
+definitions."""
 
 import re
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepjet_nb.samples import detector as D
+from deepjet_nb.samples import calorimeter, detector as D, geometry, material, occupancy, tracking
 
 
 def numpy_gls(r, u, sigma, ms_r, ms_var, n_par):
@@ -36,9 +37,9 @@ def test_track_fit_equals_numpy_generalised_least_squares(n_par):
     use = D.LAYER_KIND != D.PASSIVE
     use[3] = False  # a missing hit
     sigma = np.where(use, np.maximum(D.LAYER_SIGMA_RPHI, 1e-3), 0.0)
-    ms_var = (D.highland(2.0, D.LAYER_X0)) ** 2
+    ms_var = (tracking.highland(2.0, D.LAYER_X0)) ** 2
     u = rng.normal(size=len(r)) * 0.05
-    params, cov, chi2, hit_chi2 = D.gls_fit(r, u, sigma, use, r, ms_var, len(r), n_par)
+    params, cov, chi2, hit_chi2 = tracking.gls_fit(r, u, sigma, use, r, ms_var, len(r), n_par)
     ref = numpy_gls(r[use], u[use], sigma[use], r, ms_var, n_par)
     np.testing.assert_allclose(params, ref[0], rtol=1e-7, atol=1e-12)
     np.testing.assert_allclose(cov, ref[1], rtol=1e-7, atol=1e-18)
@@ -52,7 +53,7 @@ def test_helix_distance_of_closest_approach_has_its_closed_form():
     for q in (1.0, -1.0):
         for pt, r0 in ((1.0, 22.5), (5.0, 68.0)):
             rho = pt / D.CURVATURE_PER_INV_GEV
-            x, y, z, tx, ty = D._true_dca(q, pt, 0.0, pt, r0, 0.0, 10.0)
+            x, y, z, tx, ty = geometry.true_dca(q, pt, 0.0, pt, r0, 0.0, 10.0)
             assert np.hypot(x, y) == pytest.approx(np.hypot(r0, rho) - rho, rel=1e-6)
             assert (x * tx + y * ty) == pytest.approx(0.0, abs=1e-9)  # perpendicular at the DCA
             turn = np.arctan2(r0, rho)
@@ -62,7 +63,7 @@ def test_helix_distance_of_closest_approach_has_its_closed_form():
 def conversion_and_interaction_fractions(code, eta, n=40000, seed=3):
     D.seed_numba(seed)
     pt, pz = 5.0, 5.0 * np.sinh(eta)
-    layers = np.array([D._interaction_layer(code, pt, pz, 0.0, 1e12) for _ in range(n)])
+    layers = np.array([material.interaction_layer(code, pt, pz, 0.0, 1e12) for _ in range(n)])
     return np.mean(layers >= 0)
 
 
@@ -87,7 +88,7 @@ def single_tracks(pt, n, eta=0.3, seed=5):
     for phi in rng.uniform(-np.pi, np.pi, n):
         px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
         e = np.sqrt(px * px + py * py + pz * pz + D.PION_MASS ** 2)
-        k = D._reconstruct(out, k, 1, 211, 1.0, px, py, pz, e, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, D.N_LAYERS,
+        k = material.reconstruct(out, k, 1, 211, 1.0, px, py, pz, e, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, D.N_LAYERS,
                            D.ORIGIN_GENERATOR, density)
     cand = out[:, :k]
     return cand[:, cand[D.C_KIND] == D.TRACK]
@@ -114,3 +115,51 @@ def test_no_input_feature_reads_generator_truth():
     truth_columns = ("C_GEN", "C_PU", "C_FAKE", "C_ORIGIN", "C_NWRONG", "C_D0_PULL")
     for name in truth_columns:
         assert not re.search(rf"\b{name}\b", source), name
+
+
+def test_nuclear_product_basis_is_orthonormal_to_the_hadron_direction():
+    rng = np.random.default_rng(6)
+    directions = rng.normal(size=(50, 3))
+    directions[:5] = [0.0, 0.1, 1.0]  # along the beam: the other branch of the construction
+    for u in directions / np.linalg.norm(directions, axis=1, keepdims=True):
+        basis = np.reshape(material._perpendicular_basis(*u), (2, 3))
+        np.testing.assert_allclose(basis @ basis.T, np.eye(2), atol=1e-12)
+        np.testing.assert_allclose(basis @ u, 0.0, atol=1e-12)
+
+
+def test_search_window_is_the_pitch_for_a_precise_prediction_and_the_strip_for_rphi_only_layers():
+    pixel = int(np.flatnonzero(D.LAYER_KIND == D.PIXEL)[0])
+    strip = int(np.flatnonzero(D.LAYER_KIND == D.STRIP)[0])
+    win_u, win_z, area = tracking._search_window(pixel, D.LAYER_SIGMA_RPHI[pixel], D.LAYER_SIGMA_Z[pixel], 0.0,
+                                                 0.0)
+    assert (win_u, win_z) == (D.LAYER_PITCH[pixel], geometry.PIXEL_Z_PITCH_MM)
+    assert area == pytest.approx(4.0 * win_u * win_z)
+    wide_u, _, _ = tracking._search_window(pixel, D.LAYER_SIGMA_RPHI[pixel], D.LAYER_SIGMA_Z[pixel], 1.0, 0.0)
+    assert wide_u == pytest.approx(3.0 * np.hypot(D.LAYER_SIGMA_RPHI[pixel], 1.0))  # 3 sigma of the prediction
+    win_u, win_z, area = tracking._search_window(strip, D.LAYER_SIGMA_RPHI[strip], 0.0, 0.0, 0.0)
+    assert win_z == 0.0 and area == pytest.approx(2.0 * win_u * D.LAYER_STRIP_LENGTH[strip])
+
+
+def test_local_density_counts_the_neighbours_but_not_the_particle_itself():
+    density = np.zeros((D.DENSITY_N_ETA, D.DENSITY_N_PHI))
+    px, py, pz = 3.0, 0.0, 1.0
+    D.fill_density(density, px, py, pz)
+    assert occupancy.local_density(density, px, py, pz) == 0.0
+    D.fill_density(density, px, 0.01, pz)  # a neighbour in the same or the next cell
+    D.fill_density(density, 0.3, 0.0, 0.1)  # below DENSITY_PT_MIN: not counted
+    per_particle = 1.0 / (9.0 * occupancy.DENSITY_CELL * (2 * np.pi / D.DENSITY_N_PHI))
+    assert occupancy.local_density(density, px, py, pz) == pytest.approx(per_particle)
+
+
+def test_calorimeter_loses_muons_and_the_forward_region_and_smears_photons_within_the_ecal_resolution():
+    out = np.full((D.N_CANDIDATE_COLUMNS, 1000), np.nan)
+    D.seed_numba(8)
+    assert calorimeter.add_deposit(out, 0, 1, 13, 50.0, 0.5, 30.0, 0.0, 0, D.ORIGIN_GENERATOR) == 0
+    assert calorimeter.add_deposit(out, 0, 1, 22, 50.0, 3.2, 5.0, 0.0, 0, D.ORIGIN_GENERATOR) == 0
+    k = 0
+    for _ in range(1000):
+        k = calorimeter.add_deposit(out, k, 1, 22, 50.0, 0.0, 50.0, 0.0, 0, D.ORIGIN_GENERATOR)
+    assert k == 1000 and np.all(out[D.C_KIND] == D.PHOTON) and np.all(out[D.C_GEN] == 1)
+    assert np.all(out[D.C_X0:D.C_GEN] == 0.0)  # no track: its columns are zero, not left over
+    expected = np.sqrt(0.03 ** 2 / 50.0 + 0.005 ** 2 + (0.2 / 50.0) ** 2)  # 0.0076: 3 %/sqrt(E) (+) 0.5 % (+) 0.2/E
+    assert np.std(out[D.C_E] / 50.0) == pytest.approx(expected, rel=0.1)
