@@ -45,12 +45,9 @@ def folder(exported_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(folder):
-    process = ServerProcess(folder, token=TOKEN, options=["--max-upload-mb", str(MAX_UPLOAD_MB)])
-    process.start()
-    try:
+    with ServerProcess(folder, token=TOKEN, options=["--max-upload-mb", str(MAX_UPLOAD_MB),
+                                                     "--max-batch-size", "32"]) as process:  # batching on: tested too
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -123,14 +120,15 @@ def test_tritonclient_http_health_metadata_infer_and_repository(server, predicto
     assert meta["outputs"][0]["name"] == "probabilities" and meta["outputs"][0]["shape"] == [-1, 6]
     assert meta["outputs"][0]["parameters"]["classes"] == "B,BB,LeptB,C,UDS,G"
     x = random_inputs(predictor, 7)
-    inputs = []
-    for g, a in x.items():
-        tensor = httpclient.InferInput(g, list(a.shape), "FP32")
-        tensor.set_data_from_numpy(a, binary_data=False)
-        inputs.append(tensor)
-    result = client.infer("deepjet", inputs, outputs=[httpclient.InferRequestedOutput("probabilities",
-                                                                                       binary_data=False)])
-    np.testing.assert_allclose(result.as_numpy("probabilities"), predictor.predict_array(x), atol=1e-6)
+    for binary in (True, False):  # the client's default (Triton's binary data extension), and plain JSON
+        inputs = []
+        for g, a in x.items():
+            tensor = httpclient.InferInput(g, list(a.shape), "FP32")
+            tensor.set_data_from_numpy(a, binary_data=binary)
+            inputs.append(tensor)
+        result = client.infer("deepjet", inputs, outputs=[httpclient.InferRequestedOutput("probabilities",
+                                                                                           binary_data=binary)])
+        np.testing.assert_allclose(result.as_numpy("probabilities"), predictor.predict_array(x), atol=1e-6)
     index = {m["name"]: m["state"] for m in client.get_model_repository_index()}
     assert index == {"deepcsv": "READY", "deepjet": "READY"}
     with pytest.raises(InferenceServerException, match="401|bearer token"):
@@ -293,7 +291,7 @@ def test_wrong_shape_and_count_are_refused_naming_the_input(server, predictors):
     inputs[1]["data"] = inputs[1]["data"][:-1]
     response = requests.post(server.url + "/v2/models/deepcsv/infer", json={"inputs": inputs}, timeout=10)
     assert response.status_code == 400 and "inputs[tracks].data" in response.json()["error"]
-    inputs[1]["shape"] = [1, 7, 6]
+    inputs[1]["shape"], inputs[1]["data"] = [1, 7, 6], [0.0] * 42  # consistent, but not the model's shape
     response = requests.post(server.url + "/v2/models/deepcsv/infer", json={"inputs": inputs}, timeout=10)
     assert response.status_code == 400 and "inputs[tracks].shape" in response.json()["error"]
 

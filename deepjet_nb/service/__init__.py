@@ -12,10 +12,15 @@ From an analysis loop, with nothing but ``requests`` and numpy::
     client.predict("deepjet", {"jet_pt": 48.2, "jet_eta": 0.3, ..., "Cpfcan_ptrel": [0.2, 0.05]})
     # {"B": 0.71, "BB": 0.02, ...}
 
-Modules: ``models`` (the served folder, requests → converted inputs; no HTTP), ``runtime`` (the MLServer
-runtime and model repository), ``server`` (MLServer + TFaaS routes + tokens), ``client`` (:class:`Client`),
-``process`` (start and stop a server in a subprocess: tests, benchmarks, notebooks), ``triton`` (the same
-model directory laid out for Triton). Importing this package imports neither MLServer nor ONNX Runtime.
+Modules: ``tensors`` (OIP tensors decoded and checked, JSON and binary; no HTTP), ``models`` (the served
+folder, requests → converted inputs), ``uploads`` (uploads bounded and checked, crash-safe replacement,
+start-up repair), ``batching`` (merged requests, retried one by one when a merge fails), ``runtime`` (the
+MLServer runtime and model repository), ``guard`` (REST tokens by default-deny, body limits), ``grpc_api``
+(gRPC inference, tokens, error codes), ``workers`` (parallel workers that start, stop and give up),
+``server`` (MLServer + our inference routes + TFaaS routes), ``client`` (:class:`Client`), ``process``
+(start and stop a server in a subprocess: tests, benchmarks, notebooks), ``triton`` (the same model
+directory laid out for Triton). Importing this package imports neither MLServer nor ONNX Runtime; the
+operator's guide is ``docs/serving.md``.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ one subdirectory per model, named after the model (``[A-Za-z0-9._-]{1,64}``, not
     DIR/<name>/params.json          its parameters (TFaaS's params.json) and
     DIR/<name>/labels.txt           its class names, one a line: converted inputs only
 
-Names starting with a dot are this module's scratch space (uploads being checked, replaced models being
-removed) and are never served. :func:`install` checks an upload in scratch (ONNX checker, model card, one
-test inference) and only then moves it into place, so a bad upload never replaces or breaks a good model.
+Names starting with a dot are scratch space of :mod:`~deepjet_nb.service.uploads` (uploads being checked,
+replaced models being removed) and are never served. A model card may only name files inside its own
+directory (:func:`check_card_files`).
 
 Feature keys (TFaaS's ``keys``): a converted input is named ``<group>.<feature>`` for a vector of scalars
 (``global.jet_pt``) and ``<group>[<i>].<feature>`` for object ``i`` of an object list (``cpf[0].Cpfcan_ptrel``);
@@ -20,44 +20,29 @@ a raw jet is given by its branch names (``jet_pt``, ``Cpfcan_ptrel``: a number, 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import re
-import shutil
-import tarfile
-import tempfile
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
+import orjson
 
-from ..deploy import CARD, MODEL_ONNX, OUTPUT, Predictor, session_options
+from ..predictor import CARD, MODEL_ONNX, OUTPUT, Predictor, session_options
 from ..errors import DeepJetError, ServiceError
+from .tensors import RequestError, Tensor, require_finite, tensor_from_json, tensor_from_raw
 
 __all__ = ["NAME_PATTERN", "RequestError", "ServedModel", "open_served", "list_models", "check_name",
-           "install", "remove", "arrays_from_keys", "arrays_from_tensors", "arrays_from_jets",
+           "check_card_files", "inside", "arrays_from_keys", "arrays_from_tensors", "arrays_from_jets",
            "PARAMS", "LABELS", "JETS_INPUT"]
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PARAMS = "params.json"
 LABELS = "labels.txt"
 JETS_INPUT = "jets"  # the OIP input of raw jets: BYTES, one JSON object (branch -> value or list) per jet
-MAX_TAR_MEMBERS = 64
-NUMERIC_DATATYPES = ("FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
-                     "UINT64", "BOOL")
-
-
-class RequestError(ServiceError):
-    """A request the service cannot serve; ``field`` names the field at fault (HTTP 400 on the wire)."""
-
-    def __init__(self, field: str, message: str, status: int = 400):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.status = status
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -90,7 +75,7 @@ class ServedModel:
         """(scalar, jagged) raw branches a jet needs; empty for a bare ONNX model (no card, no conversion)."""
         if self.predictor is None:
             return (), ()
-        from ..convert import input_branches
+        from ..jets import input_branches
 
         return input_branches(self.predictor.model.config)
 
@@ -130,6 +115,7 @@ def open_served(path: str | os.PathLike, name: str | None = None, *, threads: in
     path = Path(path)
     name = name or path.name
     if (path / CARD).is_file():
+        check_card_files(path)  # before the Predictor opens (and hashes) any file the card names
         predictor = Predictor(path, threads=threads)
         model = predictor.model
         return ServedModel(name, path, predictor.classes, dict(predictor.shapes),
@@ -205,111 +191,38 @@ def list_models(root: str | os.PathLike) -> dict[str, Path]:
     return found
 
 
-def install(root: str | os.PathLike, name: str, model: bytes, *, filename: str = MODEL_ONNX,
-            params: bytes | None = None, labels: bytes | None = None) -> Path:
-    """Install an uploaded model as ``root/name``: ``model`` is a bare ONNX file (``filename`` ending in
-    ``.onnx``; then ``labels`` is required) or a tarball of an exported model directory (``.tar``, ``.tar.gz``,
-    ``.tgz``). It is unpacked into scratch, checked (ONNX checker, model card, one inference on zeros) and then
-    moved into place, replacing the old model; a failed check leaves the old model as it was. Returns the
-    directory. Raises :class:`RequestError` naming the upload field at fault."""
-    check_name(name)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=root))
+def check_card_files(directory: str | os.PathLike) -> None:
+    """Every file the model card of ``directory`` names (``files[*].file``) is a relative, normalised path to a
+    regular file inside ``directory`` with no link on the way; else :class:`RequestError` naming the card's
+    field (and nothing about any path outside the directory)."""
+    directory = Path(directory)
     try:
-        if _is_tarball(filename, model):
-            _unpack(model, scratch)
-        else:
-            if not filename.endswith(".onnx"):
-                raise RequestError("model", f"{filename!r}: upload a model.onnx or a tarball (.tar.gz) of an "
-                                            f"exported model directory")
-            (scratch / MODEL_ONNX).write_bytes(model)
-        if params is not None:
-            try:
-                json.loads(params)
-            except ValueError as err:
-                raise RequestError("params", f"not JSON ({err})") from None
-            (scratch / PARAMS).write_bytes(params)
-        if labels is not None:
-            (scratch / LABELS).write_bytes(labels)
-        _validate(scratch, name)
-        _replace(scratch, root / name)
-        return root / name
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        card = json.loads((directory / CARD).read_text())
+    except (OSError, ValueError) as err:
+        raise RequestError("model", f"{CARD}: not a JSON model card ({type(err).__name__})") from None
+    files = card.get("files") if isinstance(card, dict) else None
+    if not isinstance(files, dict):
+        raise RequestError("model", f"{CARD}: 'files' must be an object of file records")
+    for key, record in files.items():
+        field = f"{CARD} files[{str(key)[:40]!r}].file"
+        name = record.get("file") if isinstance(record, dict) else None
+        if not isinstance(name, str) or not inside(name):
+            raise RequestError("model", f"{field}: must be a relative path inside the model directory "
+                                        f"(no '..', no absolute path)")
+        path = directory
+        for part in PurePosixPath(name).parts:
+            path = path / part
+            if path.is_symlink():
+                raise RequestError("model", f"{field}: {name!r} goes through a link")
+        if not path.is_file():
+            raise RequestError("model", f"{field}: {name!r} is not a file of the model directory")
 
 
-def remove(root: str | os.PathLike, name: str) -> None:
-    """Remove the model ``root/name`` (moved aside first, so readers never see half a directory)."""
-    check_name(name)
-    target = Path(root) / name
-    if not target.is_dir():
-        raise RequestError("model", f"no model {name!r}", status=404)
-    aside = target.with_name(f".removed-{name}-{uuid.uuid4().hex[:8]}")
-    os.rename(target, aside)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _is_tarball(filename, data):
-    return filename.endswith((".tar", ".tar.gz", ".tgz")) or data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar"
-
-
-def _unpack(data, scratch):
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            members = tar.getmembers()
-            if len(members) > MAX_TAR_MEMBERS:
-                raise RequestError("model", f"tarball has {len(members)} entries, at most {MAX_TAR_MEMBERS}")
-            tar.extractall(scratch / "unpacked", filter="data")  # no absolute paths, '..', devices or links out
-    except RequestError:
-        raise
-    except (tarfile.TarError, OSError, EOFError, ValueError) as err:
-        raise RequestError("model", f"not a valid tarball ({type(err).__name__}: {err})") from None
-    cards = [p.parent for p in (scratch / "unpacked").rglob(CARD)]
-    if len(cards) != 1:
-        raise RequestError("model", f"the tarball must hold one exported model directory (one {CARD}), found "
-                                    f"{len(cards)}")
-    for entry in cards[0].iterdir():
-        os.rename(entry, scratch / entry.name)
-    shutil.rmtree(scratch / "unpacked")
-
-
-def _validate(scratch, name):
-    import onnx
-
-    if not (scratch / CARD).is_file():
-        try:
-            onnx.checker.check_model(str(scratch / MODEL_ONNX))
-        except Exception as err:  # onnx raises ValidationError, DecodeError, ...
-            raise RequestError("model", f"not a valid ONNX model ({type(err).__name__}: "
-                                        f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
-        if not (scratch / LABELS).is_file():
-            raise RequestError("labels", "a bare ONNX model needs its labels file (class names, one a line)")
-    try:
-        served = open_served(scratch, name)
-        probs = served.run({g: np.zeros((1, *s), np.float32) for g, s in served.shapes.items()})
-    except RequestError:
-        raise
-    except DeepJetError as err:
-        raise RequestError("model", str(err).replace(str(scratch), name)) from None
-    except Exception as err:  # ONNX Runtime failing on the test inference
-        raise RequestError("model", f"the test inference failed ({type(err).__name__}: {err})") from None
-    if probs.shape != (1, len(served.classes)) or not np.all(np.isfinite(probs)):
-        raise RequestError("model", f"the test inference gave shape {probs.shape} (or non-finite values), "
-                                    f"expected (1, {len(served.classes)})")
-
-
-def _replace(new, target):
-    """Move ``new`` to ``target``: the old directory is renamed aside first and removed after."""
-    staged = target.with_name(f".staged-{target.name}-{uuid.uuid4().hex[:8]}")
-    os.rename(new, staged)
-    aside = None
-    if target.exists():
-        aside = target.with_name(f".replaced-{target.name}-{uuid.uuid4().hex[:8]}")
-        os.rename(target, aside)
-    os.rename(staged, target)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+def inside(name: str) -> bool:
+    """Whether ``name`` is a relative, normalised POSIX path that stays inside its directory."""
+    pure = PurePosixPath(name)
+    return (bool(name) and "\\" not in name and "\0" not in name and not pure.is_absolute()
+            and ".." not in pure.parts and str(pure) == name and not name.startswith("./"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -323,8 +236,8 @@ def arrays_from_keys(model: ServedModel, keys, values) -> tuple[dict[str, np.nda
     (every branch of :attr:`ServedModel.raw_branches`, any order: for a config whose inputs are one scalar
     group, such as the event-level one, the raw branches are exactly the model's features, ``nJets``,
     ``jetPt_0``, ..., converted with the card's normalisation); ``values`` one row (a list aligned with
-    ``keys``) or a list of rows. Unknown, missing or repeated keys and rows of the wrong length are a :class:`RequestError`
-    naming them."""
+    ``keys``) or a list of rows. Unknown, missing or repeated keys, rows of the wrong length, values that are not
+    numbers and non-finite values are a :class:`RequestError` naming them."""
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise RequestError("keys", "must be a non-empty list of feature names")
     if not isinstance(values, list) or not values:
@@ -343,12 +256,17 @@ def _converted_rows(model, keys, values, index):
     single = not isinstance(values[0], list)
     rows = [values] if single else values
     try:
-        matrix = np.asarray(rows, dtype=np.float32)
+        matrix = np.asarray(rows)
     except (TypeError, ValueError):
         raise RequestError("values", "rows must be lists of numbers, one per key") from None
+    if matrix.dtype.kind not in "iuf":  # strings ("nan"), null, booleans or ragged rows
+        raise RequestError("values", "rows must be lists of numbers, one per key")
     if matrix.ndim != 2 or matrix.shape[1] != len(keys):
         raise RequestError("values", f"each row must have {len(keys)} numbers (one per key), got shape "
                                      f"{list(matrix.shape)}")
+    with np.errstate(over="ignore"):
+        matrix = matrix.astype(np.float32)  # 1e39 becomes inf here, and is refused with NaN and inf
+    require_finite("values", matrix[0] if single else matrix)
     flat = matrix[:, order] if order is not None else matrix
     feed, start = {}, 0
     for group, shape in model.shapes.items():
@@ -397,16 +315,18 @@ def _raw_rows(model, keys, values):
               or not any(isinstance(v, list) for v in values))
     rows = [values] if single else values
     for i, row in enumerate(rows):
+        where = f"values[{i}]" if not single else "values"
         if not isinstance(row, list) or len(row) != len(keys):
-            raise RequestError(f"values[{i}]" if not single else "values",
-                               f"a row must have {len(keys)} entries (one per key)")
+            raise RequestError(where, f"a row must have {len(keys)} entries (one per key)")
+        for key, value in zip(keys, row):
+            _check_branch_value(value, f"{where}[{key}]")
     return arrays_from_jets(model, {k: [row[j] for row in rows] for j, k in enumerate(keys)}, field="values"), single
 
 
 def arrays_from_jets(model: ServedModel, branches: Mapping, field: str = JETS_INPUT) -> dict[str, np.ndarray]:
     """Raw branches of one or many jets (branch → list with one entry per jet) → converted inputs, through
-    the conversion kernels and normalisation of the model card (:func:`deepjet_nb.convert.convert_jets`)."""
-    from ..convert import convert_jets
+    the conversion kernels and normalisation of the model card (:func:`deepjet_nb.jets.convert_jets`)."""
+    from ..jets import convert_jets
 
     if model.predictor is None:
         raise RequestError(field, f"model {model.name!r} is a bare ONNX model (no model card): send converted "
@@ -419,15 +339,18 @@ def arrays_from_jets(model: ServedModel, branches: Mapping, field: str = JETS_IN
 
 
 def jets_from_json(items: Sequence, field: str = JETS_INPUT) -> dict[str, list]:
-    """JSON objects of jets (``str``/``bytes`` each, branch → value) → branch → list over jets."""
+    """JSON objects of jets (``str``/``bytes`` each, branch → a number or a list of numbers) → branch → list over
+    jets."""
     jets = []
     for i, item in enumerate(items):
         try:
-            jet = json.loads(item)
-        except (TypeError, ValueError):
+            jet = orjson.loads(item)
+        except (TypeError, orjson.JSONDecodeError):
             raise RequestError(f"{field}[{i}]", "must be a JSON object of branches") from None
         if not isinstance(jet, dict):
             raise RequestError(f"{field}[{i}]", "must be a JSON object of branches")
+        for branch, value in jet.items():
+            _check_branch_value(value, f"{field}[{i}].{branch}")
         jets.append(jet)
     names = list(jets[0]) if jets else []
     for i, jet in enumerate(jets):
@@ -436,70 +359,61 @@ def jets_from_json(items: Sequence, field: str = JETS_INPUT) -> dict[str, list]:
     return {name: [jet[name] for jet in jets] for name in names}
 
 
-def arrays_from_tensors(model: ServedModel, tensors: Sequence[tuple]) -> dict[str, np.ndarray]:
-    """OIP inputs ``(name, datatype, shape, data)`` → converted inputs: every input group of the model (FP32
-    or another numeric type, shape ``[n, *group shape]``), or one BYTES input ``jets`` of raw jets."""
-    names = [t[0] for t in tensors]
+_RAW_NUMBERS = (int, float, bool)
+
+
+def _check_branch_value(value, where):
+    """A raw branch value is a number (scalar branch) or a flat list of numbers (jagged branch); booleans count
+    as numbers, as in a ROOT file's flag branches."""
+    if isinstance(value, list):
+        if not all(type(v) in _RAW_NUMBERS for v in value):
+            raise RequestError(where, "a jagged branch is a list of numbers")
+    elif type(value) not in _RAW_NUMBERS:
+        raise RequestError(where, f"{str(value)[:40]!r}: a branch value is a number or a list of numbers")
+
+
+def arrays_from_tensors(model: ServedModel, tensors: Sequence) -> dict[str, np.ndarray]:
+    """OIP inputs (decoded :class:`~deepjet_nb.service.tensors.Tensor` objects, or ``(name, datatype, shape,
+    data)`` tuples) → converted inputs: every input group of the model (FP32 or another numeric type, shape
+    ``[n, *group shape]``), or one BYTES input ``jets`` of raw jets."""
+    tensors = [t if isinstance(t, Tensor) else _tensor(*t) for t in tensors]
+    names = [t.name for t in tensors]
     if names == [JETS_INPUT] and JETS_INPUT not in model.shapes:
-        name, datatype, shape, data = tensors[0]
-        if datatype != "BYTES":
+        tensor = tensors[0]
+        if tensor.datatype != "BYTES":
             raise RequestError(f"inputs[{JETS_INPUT}].datatype", "raw jets are BYTES (one JSON object per jet)")
-        items = _flat_items(data)
-        if not items:
+        if not tensor.data:
             raise RequestError(f"inputs[{JETS_INPUT}].data", "no jets")
-        return arrays_from_jets(model, jets_from_json(items, f"inputs[{JETS_INPUT}]"), f"inputs[{JETS_INPUT}]")
+        return arrays_from_jets(model, jets_from_json(tensor.data, f"inputs[{JETS_INPUT}]"), f"inputs[{JETS_INPUT}]")
     unknown = [n for n in names if n not in model.shapes]
     if unknown:
-        raise RequestError("inputs", f"unknown input(s) {unknown} for model {model.name!r}; it takes "
-                                     f"{list(model.shapes)} (or one BYTES input {JETS_INPUT!r} of raw jets)")
+        raise RequestError("inputs", f"unknown input(s) {[n[:64] for n in unknown[:10]]} for model {model.name!r}; "
+                                     f"it takes {list(model.shapes)} (or one BYTES input {JETS_INPUT!r} of raw jets)")
     if len(set(names)) != len(names):
         raise RequestError("inputs", "an input is given twice")
     missing = [g for g in model.shapes if g not in names]
     if missing:
         raise RequestError("inputs", f"missing input(s) {missing} for model {model.name!r}")
     feed, n = {}, None
-    for name, datatype, shape, data in tensors:
-        field = f"inputs[{name}]"
-        want = model.shapes[name]
-        if datatype not in NUMERIC_DATATYPES:
-            raise RequestError(f"{field}.datatype", f"{datatype!r}: must be numeric (FP32)")
-        if (not isinstance(shape, (list, tuple)) or len(shape) != 1 + len(want) or tuple(shape[1:]) != want
-                or not isinstance(shape[0], int) or shape[0] < 1):
-            raise RequestError(f"{field}.shape", f"{list(shape) if isinstance(shape, (list, tuple)) else shape}: "
-                                                 f"must be [n, {', '.join(map(str, want))}] with n >= 1")
-        array = _numeric(data, field)
-        if array.size != math.prod(shape):
-            raise RequestError(f"{field}.data", f"{array.size} values, shape {list(shape)} needs "
-                                                f"{math.prod(shape)}")
-        feed[name] = array.reshape(shape)
+    for tensor in tensors:
+        field, want, shape = f"inputs[{tensor.name}]", model.shapes[tensor.name], tensor.shape
+        if tensor.datatype == "BYTES":
+            raise RequestError(f"{field}.datatype", "BYTES: must be numeric (FP32)")
+        if len(shape) != 1 + len(want) or tuple(shape[1:]) != want or shape[0] < 1:
+            raise RequestError(f"{field}.shape", f"{list(shape)}: must be [n, {', '.join(map(str, want))}] with "
+                                                 f"n >= 1")
+        feed[tensor.name] = tensor.data.astype(np.float32, copy=False).reshape(shape)
         if n is None:
-            n, first = shape[0], name
+            n, first = shape[0], tensor.name
         elif shape[0] != n:
             raise RequestError(f"{field}.shape", f"{shape[0]} jets, {first!r} has {n}")
     return feed
 
 
-def _numeric(data, field):
+def _tensor(name, datatype, shape, data):
+    """A decoded tensor from MLServer's request fields (JSON values, raw bytes or a numpy array)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return tensor_from_raw(name, datatype, shape, data)
     if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data, dtype=np.float32).ravel()
-    if isinstance(data, (bytes, bytearray)):
-        if len(data) % 4:
-            raise RequestError(f"{field}.data", "raw contents are not a whole number of FP32 values")
-        return np.frombuffer(data, dtype="<f4")
-    try:
-        array = np.asarray(data, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError):
-        raise RequestError(f"{field}.data", "must be numbers") from None
-    return array.ravel()
-
-
-def _flat_items(data):
-    if isinstance(data, (str, bytes)):
-        return [data]
-    out = []
-    for item in data if isinstance(data, (list, tuple)) else [data]:
-        if isinstance(item, (list, tuple)):
-            out.extend(_flat_items(item))
-        else:
-            out.append(item)
-    return out
+        data = data.ravel().tolist()
+    return tensor_from_json(name, datatype, shape, data)

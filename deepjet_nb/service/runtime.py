@@ -1,10 +1,11 @@
 """The MLServer runtime of an exported model, and the model repository that finds them in a folder.
 
 :class:`DeepJetRuntime` (an ``mlserver.MLModel``) serves one model directory through ONNX Runtime (the
-deploy :class:`~deepjet_nb.deploy.Predictor`; TensorFlow is never imported). Each request is checked and
+deploy :class:`~deepjet_nb.predictor.Predictor`; TensorFlow is never imported). Each request is checked and
 turned into converted inputs first (raw jets are converted here, with the model card's kernels and
-normalisation); only valid requests reach MLServer's adaptive batcher, so one malformed request never fails
-the batch it would have joined. Batches of up to ``max_batch_size`` requests, waiting at most
+normalisation); only valid requests reach the batcher (:class:`~deepjet_nb.service.batching.Batcher`), so
+one malformed request never fails the batch it would have joined, and a merged call that fails is run again
+request by request. Batches of up to ``max_batch_size`` requests, waiting at most
 ``max_batch_time`` seconds, run as one ONNX Runtime call; a request of :data:`DIRECT_ROWS` jets or more is a
 batch already and runs at once. Large calls run on a thread per core (ONNX Runtime releases the GIL), small
 ones on the event loop, where a thread hop would cost more than the inference.
@@ -17,19 +18,18 @@ directory, with this runtime; the directories need no ``model-settings.json``.
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import numpy as np
 from mlserver import MLModel
-from mlserver.batching.adaptive import AdaptiveBatcher
 from mlserver.errors import MLServerError
 from mlserver.repository import ModelRepository
 from mlserver.settings import ModelParameters, ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataTensor, RequestInput, ResponseOutput
 
-from ..deploy import OUTPUT
+from ..predictor import OUTPUT
 from ..errors import DeepJetError
 from . import models as _models
+from .batching import Batcher
 
 __all__ = ["DeepJetRuntime", "FolderRepository", "model_settings", "checked_request", "RequestRejected",
            "INLINE_VALUES"]
@@ -81,11 +81,9 @@ class DeepJetRuntime(MLModel):
         self.outputs = [MetadataTensor(name=OUTPUT, datatype="FP32", shape=[-1, len(self.served.classes)],
                                        parameters={"classes": ",".join(self.served.classes)})]
         size, wait = int(extra.get("max_batch_size", 0)), float(extra.get("max_batch_time", 0.0))
-        # MLServer's own batcher, driven here (after the checks) rather than by its load hook, which would
-        # batch requests before they are checked and is not re-applied when a model is reloaded.
-        shim = SimpleNamespace(settings=SimpleNamespace(max_batch_size=size, max_batch_time=wait),
-                               predict=self._predict_checked)
-        self._batcher = AdaptiveBatcher(shim) if size > 1 and wait > 0 else None
+        # Our batcher, driven after the checks (only valid requests are merged) rather than MLServer's load
+        # hook, which batches before the checks and lets one failed merge fail every request in it.
+        self._batcher = Batcher(self._run, size, wait, self.name) if size > 1 and wait > 0 else None
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -94,13 +92,18 @@ class DeepJetRuntime(MLModel):
         return response
 
     async def predict_checked(self, feed: dict[str, np.ndarray]) -> InferenceResponse:
-        """Probabilities of checked, converted inputs (``check``, or the TFaaS route), batched with others."""
-        request = checked_request(feed)
+        """The response of checked, converted inputs (``check``, or the TFaaS route), batched with others."""
+        probs = await self.probabilities(feed)
+        return InferenceResponse.model_construct(model_name=self.name, model_version=None, id=None, parameters=None,
+                                                 outputs=[ResponseOutput(name=OUTPUT, datatype="FP32",
+                                                                         shape=list(probs.shape),
+                                                                         data=probs.ravel().tolist())])
+
+    async def probabilities(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 ``(n, n_classes)`` of checked, converted inputs, batched with other requests."""
         if self._batcher is None or len(next(iter(feed.values()))) >= DIRECT_ROWS:
-            response = await self._predict_checked(request)
-        else:
-            response = await self._batcher.predict(request)
-        return response
+            return await self._run(feed)
+        return await self._batcher.predict(feed)
 
     def check(self, payload: InferenceRequest) -> dict[str, np.ndarray]:
         """The converted inputs of ``payload``, or :class:`RequestRejected` naming the field at fault."""
@@ -110,21 +113,12 @@ class DeepJetRuntime(MLModel):
         except _models.RequestError as err:
             raise RequestRejected(err) from None
 
-    async def _predict_checked(self, request: InferenceRequest) -> InferenceResponse:
-        feed = {}
-        for item in request.inputs:
-            data = getattr(item.data, "root", item.data)
-            x = data if isinstance(data, np.ndarray) else np.concatenate(data)  # merged by the batcher
-            feed[item.name] = x.reshape(item.shape)
+    async def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         values = sum(x.size for x in feed.values())
         if values < INLINE_VALUES:
-            probs = self.served.run(feed)
-        else:  # ONNX Runtime releases the GIL: the event loop reads the next requests meanwhile
-            probs = await asyncio.get_running_loop().run_in_executor(_executor(), self.served.run, feed)
-        return InferenceResponse.model_construct(model_name=self.name, model_version=None, id=None, parameters=None,
-                                                 outputs=[ResponseOutput(name=OUTPUT, datatype="FP32",
-                                                                         shape=list(probs.shape),
-                                                                         data=probs.ravel().tolist())])
+            return self.served.run(feed)
+        # ONNX Runtime releases the GIL: the event loop reads the next requests meanwhile
+        return await asyncio.get_running_loop().run_in_executor(_executor(), self.served.run, feed)
 
 
 def _executor():

@@ -2,14 +2,16 @@
 
 :func:`serve` runs an ``mlserver.MLServer`` whose model repository is a folder of exported model directories
 (:class:`~deepjet_nb.service.runtime.FolderRepository`, each model run by
-:class:`~deepjet_nb.service.runtime.DeepJetRuntime`), and adds to MLServer's FastAPI app:
+:class:`~deepjet_nb.service.runtime.DeepJetRuntime`), and changes MLServer's FastAPI app and gRPC server:
 
+- inference (REST ``/v2/models/{m}[/versions/{v}]/infer`` and ``/generate``, gRPC ``ModelInfer``) is ours:
+  decoded and checked by :mod:`~deepjet_nb.service.tensors` (JSON, and Triton's binary tensor data
+  extension over REST), so every bad request is a 4xx ``{"error": ...}`` (gRPC ``INVALID_ARGUMENT``);
 - TFaaS's routes: ``POST /upload`` (multipart: ``model``, ``params``, ``labels``), ``POST /json``
   (``{"keys", "values", "model"}``), ``GET /models``, ``DELETE /delete/{model}``, ``GET /status``;
-- an ASGI guard in front of every route: a bearer token (``token``) for upload, delete and the repository's
-  load and unload (and infer, with ``protect_infer``), and ``413`` for an upload over ``max_upload_bytes``;
-- the same token check on gRPC (``RepositoryModelLoad``, ``RepositoryModelUnload``, and ``ModelInfer`` with
-  ``protect_infer``), through an interceptor.
+- the :class:`~deepjet_nb.service.guard.Guard` in front of every REST route (the bearer token by
+  default-deny, body limits) and its gRPC twin (:class:`~deepjet_nb.service.grpc_api.TokenInterceptor`);
+- every error of the app, FastAPI's validation errors included, is ``{"error": "<message>"}``.
 
 MLServer's custom handlers belong to one model; TFaaS's routes serve every model, so they are routes of the
 server's app. The server process imports ONNX Runtime, never TensorFlow (``GET /status`` says so).
@@ -18,7 +20,6 @@ server's app. The server process imports ONNX Runtime, never TensorFlow (``GET /
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import sys
@@ -26,26 +27,41 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
+import numpy as np
 import orjson
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from mlserver import MLServer
-from mlserver.context import model_context
 from mlserver.errors import MLServerError, ModelNotFound
-from mlserver.grpc import GRPCServer
 from mlserver.settings import Settings
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..errors import DeepJetError
 from . import models as _models
+from . import tensors, uploads
+from .grpc_api import GRPCServer, OneLineErrors, TokenInterceptor
+from .guard import Guard
+from .workers import bound_restarts, install_worker_setup
 from .runtime import DeepJetRuntime, FolderRepository, RequestRejected, checked_request
 
-__all__ = ["ServeOptions", "serve", "TFaaSRequest", "MAX_UPLOAD_BYTES"]
+__all__ = ["ServeOptions", "serve", "TFaaSRequest", "MAX_UPLOAD_BYTES", "MAX_REQUEST_BYTES"]
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # 200 MB, as the command line's default
+MAX_REQUEST_BYTES = 64 * 1024 * 1024  # any other body: 64 MB, some 25,000 DeepJet jets in binary FP32
 log = logging.getLogger("deepjet_nb.service")
+OUTPUT_NAME = "probabilities"
+_TENSOR_SCHEMA = {"type": "object", "required": ["name", "datatype", "shape", "data"], "properties": {
+    "name": {"type": "string"}, "datatype": {"type": "string"},
+    "shape": {"type": "array", "items": {"type": "integer"}},
+    "data": {"type": "array"}, "parameters": {"type": "object"}}}
+_INFER_SCHEMA = {"type": "object", "required": ["inputs"], "properties": {
+    "id": {"type": "string"}, "parameters": {"type": "object"},
+    "inputs": {"type": "array", "items": _TENSOR_SCHEMA},
+    "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "parameters": {"type": "object"}}}}}}
 
 
 @dataclass(frozen=True)
@@ -59,10 +75,12 @@ class ServeOptions:
     token: str | None = None
     protect_infer: bool = False
     max_upload_bytes: int = MAX_UPLOAD_BYTES
-    max_batch_size: int = 32
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_batch_size: int = 1  # no batching: measured faster for single rows on a 2-core box (docs/serving.md)
     max_batch_time: float = 0.002
     workers: int = 0
     threads: int = 1
+    upload_limits: uploads.UploadLimits = uploads.UploadLimits()
 
 
 class TFaaSRequest(BaseModel):
@@ -84,7 +102,30 @@ def serve(options: ServeOptions) -> None:
 
 
 async def _serve(options: ServeOptions):
-    settings = Settings(
+    _log_to_stderr()
+    for name in ("mlserver", "mlserver.grpc"):
+        logging.getLogger(name).addFilter(OneLineErrors())
+    uploads.recover(options.models)  # before any model loads: stale scratch, interrupted replacements
+    if options.workers:
+        install_worker_setup()
+    server = _Server(_settings(options), options)
+    if options.workers:
+        bound_restarts(server._inference_pool_registry._default_pool)
+    await server.start(await server._model_repository.list())
+
+
+def _log_to_stderr():
+    """This package's log lines (refused requests, installs, repairs) on stderr, beside MLServer's."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s [deepjet-nb] %(levelname)s - %(message)s"))
+    root = logging.getLogger("deepjet_nb")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def _settings(options: ServeOptions) -> Settings:
+    return Settings(
         debug=False, host=options.host, http_port=options.http_port, grpc_port=options.grpc_port,
         parallel_workers=options.workers, metrics_endpoint=None, gzip_enabled=False,
         server_name="deepjet-nb", server_version=__version__,
@@ -92,38 +133,50 @@ async def _serve(options: ServeOptions):
         model_repository_implementation_args={"max_batch_size": options.max_batch_size,
                                               "max_batch_time": options.max_batch_time,
                                               "threads": options.threads})
-    server = _Server(settings, options)
-    await server.start(await server._model_repository.list())
 
 
 class _Server(MLServer):
-    """MLServer with the TFaaS routes, the token guard and the gRPC interceptor."""
+    """MLServer with our inference routes, the TFaaS routes, the guard and the gRPC servicer."""
 
     def __init__(self, settings: Settings, options: ServeOptions):
         self.options = options
         self.started = time.time()
         self._write_lock = asyncio.Lock()  # uploads, deletes, loads: one at a time
         self._served_cache: dict[str, tuple[float, _models.ServedModel]] = {}
+        self._unloaded: set[str] = set()  # models unloaded through the repository API: not expected ready
         super().__init__(settings)
+        self._data_plane.ready = self.ready  # REST /v2/health/ready and gRPC ServerReady
+        handlers = self._model_repository_handlers
+        handlers.load, handlers.unload = self._tracked(handlers.load, False), self._tracked(handlers.unload, True)
         app = self._rest_server._app
+        ours = ("/infer", "/generate")  # MLServer's inference routes give way to ours
+        app.router.routes[:] = [r for r in app.router.routes if not getattr(r, "path", "").endswith(ours)]
+        infer_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": _INFER_SCHEMA}}}}
         json_body = {"requestBody": {"required": True, "content": {
             "application/json": {"schema": TFaaSRequest.model_json_schema()}}}}
         upload_body = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": ["model"], "properties": {
                 "model": {"type": "string", "format": "binary"}, "params": {"type": "string", "format": "binary"},
                 "labels": {"type": "string", "format": "binary"}, "name": {"type": "string"}}}}}}}
-        for path, endpoint, method, extra in (
-                ("/upload", self.upload, "POST", upload_body), ("/json", self.json, "POST", json_body),
-                ("/models", self.models, "GET", None), ("/delete/{model}", self.delete, "DELETE", None),
-                ("/status", self.status, "GET", None)):
+        routes = [(f"/v2/models/{{model_name}}{version}/{verb}", self.infer, "POST", infer_body)
+                  for version in ("", "/versions/{model_version}") for verb in ("infer", "generate")]
+        routes += [("/upload", self.upload, "POST", upload_body), ("/json", self.json, "POST", json_body),
+                   ("/models", self.models, "GET", None), ("/delete/{model}", self.delete, "DELETE", None),
+                   ("/status", self.status, "GET", None)]
+        for path, endpoint, method, extra in routes:
             app.add_api_route(path, endpoint, methods=[method], openapi_extra=extra)
-        app.add_middleware(_Guard, token=options.token, protect_infer=options.protect_infer,
-                           max_upload_bytes=options.max_upload_bytes)
+        app.add_exception_handler(MLServerError, _refused)
+        app.add_exception_handler(RequestValidationError, _validation_error)
+        app.add_exception_handler(HTTPException, _http_error)
+        app.add_exception_handler(Exception, _server_fault)
+        app.add_middleware(Guard, token=options.token, protect_infer=options.protect_infer,
+                           max_upload_bytes=options.max_upload_bytes, max_request_bytes=options.max_request_bytes)
 
     def _create_servers(self):
         super()._create_servers()
-        self._grpc_server = _GRPCServer(self._settings, self._data_plane, self._model_repository_handlers,
-                                        interceptor=_TokenInterceptor(self.options.token, self.options.protect_infer))
+        self._grpc_server = GRPCServer(self._settings, self._data_plane, self._model_repository_handlers,
+                                       interceptor=TokenInterceptor(self.options.token, self.options.protect_infer),
+                                       infer=self.infer_tensors, max_message_bytes=self.options.max_request_bytes)
 
     async def start(self, models_settings=()):
         servers = asyncio.gather(self._rest_server.start(), self._grpc_server.start())
@@ -133,6 +186,63 @@ class _Server(MLServer):
             except Exception as err:
                 log.error("model %r in %s not loaded: %s", settings.name, settings.parameters.uri, err)
         await servers
+
+    async def ready(self) -> bool:
+        """Ready when every model of the served folder is (those unloaded on purpose aside): a model that is
+        loading, failed to load or has no live worker makes the server unready, as Triton's strict readiness."""
+        states = {m.name: m.ready for m in await self._model_registry.get_models()}
+        expected = set(_models.list_models(self.options.models)) - self._unloaded
+        return all(states.get(name, False) for name in expected) and all(states.values())
+
+    def _tracked(self, call, unloaded):
+        async def tracked(name):
+            result = await call(name)
+            (self._unloaded.add if unloaded else self._unloaded.discard)(name)
+            return result
+
+        return tracked
+
+    # -- inference --------------------------------------------------------------------------------------
+
+    async def infer(self, request: Request, model_name: str, model_version: str | None = None):
+        """OIP REST inference: JSON, or Triton's binary tensor data extension (request and response)."""
+        try:
+            decoded = tensors.decode_rest(await request.body(), request.headers.get(tensors.HEADER_LENGTH))
+        except tensors.RequestError as err:
+            raise RequestRejected(err) from None
+        name, probs = await self.infer_tensors(model_name, model_version, decoded)
+        body, header_length = tensors.encode_rest(model_name, decoded, {name: probs})
+        if header_length is None:
+            return _JSONBytes(body)
+        return Response(body, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(header_length)})
+
+    async def infer_tensors(self, name: str, version: str | None,
+                            request: tensors.InferRequest) -> tuple[str, np.ndarray]:
+        """(output name, probabilities) of a decoded request, REST's or gRPC's."""
+        for i, output in enumerate(request.outputs or ()):
+            if output != OUTPUT_NAME:
+                raise RequestRejected(tensors.RequestError(f"outputs[{i}].name", f"{output[:64]!r}: the model's "
+                                                                                 f"only output is {OUTPUT_NAME!r}"))
+        return OUTPUT_NAME, await self._probabilities(name, version,
+                                                      lambda served: _models.arrays_from_tensors(served,
+                                                                                                 request.inputs))
+
+    async def _probabilities(self, name, version, make_feed) -> np.ndarray:
+        """float32 ``(n, n_classes)`` of the model ``name`` on ``make_feed(served model)``."""
+        model = await self._model_registry.get_model(name, version)  # ModelNotFound → 404
+        if not model.ready:
+            raise MLServerError(f"model {name!r} is not ready (loading, or its load failed)", 503)
+        served = model.served if isinstance(model, DeepJetRuntime) else await self._served(name)
+        try:
+            feed = make_feed(served)
+        except _models.RequestError as err:
+            raise RequestRejected(err) from None
+        if isinstance(model, DeepJetRuntime):  # in this process: straight to its batcher, the inputs are checked
+            return await model.probabilities(feed)
+        # parallel workers: through MLServer's data plane to the worker processes
+        output = (await self._data_plane.infer(checked_request(feed), name, version)).outputs[0]
+        return np.asarray(getattr(output.data, "root", output.data), np.float32).reshape(output.shape)
 
     # -- TFaaS routes -------------------------------------------------------------------------------------
 
@@ -152,23 +262,18 @@ class _Server(MLServer):
             if field not in body:
                 raise RequestRejected(_models.RequestError(field, "missing"))
         name = _checked_name(body["model"])
+        single = []
+
+        def feed(served):
+            arrays, one = _models.arrays_from_keys(served, body["keys"], body["values"])
+            single.append(one)
+            return arrays
+
+        probs = await self._probabilities(name, None, feed)
         served = await self._served(name)
-        try:
-            feed, single = _models.arrays_from_keys(served, body["keys"], body["values"])
-        except _models.RequestError as err:
-            raise RequestRejected(err) from None
-        model = await self._model_registry.get_model(name)
-        if isinstance(model, DeepJetRuntime):  # in this process: straight to its batcher, the inputs are checked
-            with model_context(model.settings):  # MLServer's batcher logs metrics per model
-                response = await model.predict_checked(feed)
-        else:  # parallel workers: through MLServer's data plane to the worker processes
-            response = await self._data_plane.infer(checked_request(feed), name)
-        output = response.outputs[0]
-        flat = getattr(output.data, "root", output.data)
-        width = len(served.classes)
-        rows = [flat[i:i + width] for i in range(0, len(flat), width)]
+        rows = probs.tolist()
         return _JSONBytes(orjson.dumps({"model": name, "classes": served.classes,
-                                        "probabilities": rows[0] if single else rows}))
+                                        "probabilities": rows[0] if single[0] else rows}))
 
     async def models(self):
         """Every model of the served folder: its state and, when loaded, its classes, inputs and keys."""
@@ -188,34 +293,35 @@ class _Server(MLServer):
         ``params`` (params.json: ``{"name": ...}``), ``labels`` (class names, one a line); ``name`` may also be
         a form field. Installed atomically, then loaded (a model of that name is replaced)."""
         try:
-            form = await request.form()
+            form = await request.form(max_files=4, max_fields=8)
         except Exception as err:  # malformed multipart
             raise RequestRejected(_models.RequestError("body", f"not a multipart form ({err})")) from None
         try:
             model = form.get("model")
             if model is None or not hasattr(model, "read"):
                 raise RequestRejected(_models.RequestError("model", "missing: upload the model as a file field"))
-            data = await model.read()
-            filename = model.filename or ""
             params = await _field_bytes(form, "params")
             labels = await _field_bytes(form, "labels")
             name = form.get("name")
+            if name is None and params is not None:
+                name = _name_from_params(params)
+            if name is None:
+                raise RequestRejected(_models.RequestError("name", "missing: give a name field or params.json "
+                                                                   "with a \"name\""))
+            name = _checked_name(name, "name")
+            async with self._write_lock:
+                try:  # from the spooled file, as a stream: a tarball is checked member by member
+                    await asyncio.to_thread(uploads.install, self.options.models, name, model.file,
+                                            filename=model.filename or "", params=params, labels=labels,
+                                            limits=self.options.upload_limits,
+                                            max_batch_size=self.options.max_batch_size)
+                except _models.RequestError as err:
+                    raise RequestRejected(err) from None
+                self._served_cache.pop(name, None)
+                await self._model_repository_handlers.load(name)
         finally:
             await form.close()  # the spooled files
-        if name is None and params is not None:
-            name = _name_from_params(params)
-        if name is None:
-            raise RequestRejected(_models.RequestError("name", "missing: give a name field or params.json "
-                                                               "with a \"name\""))
-        name = _checked_name(name, "name")
-        async with self._write_lock:
-            try:
-                await asyncio.to_thread(_models.install, self.options.models, name, data,
-                                        filename=filename, params=params, labels=labels)
-            except _models.RequestError as err:
-                raise RequestRejected(err) from None
-            self._served_cache.pop(name, None)
-            await self._model_repository_handlers.load(name)
+        log.info("installed model %r (%s)", name, model.filename)
         return JSONResponse({"model": name, "status": "installed",
                              **(await self._served(name)).card_summary()}, status_code=201)
 
@@ -230,7 +336,8 @@ class _Server(MLServer):
             except ModelNotFound:
                 pass
             self._served_cache.pop(name, None)
-            await asyncio.to_thread(_models.remove, self.options.models, name)
+            await asyncio.to_thread(uploads.remove, self.options.models, name)
+        log.info("deleted model %r", name)
         return {"model": name, "status": "deleted"}
 
     async def status(self):
@@ -264,6 +371,30 @@ class _Server(MLServer):
 
 class _JSONBytes(Response):
     media_type = "application/json"
+
+
+async def _refused(request, exc):
+    log.info("refused %s %s: %d %s", request.method, request.url.path[:200], exc.status_code,
+             " ".join(str(exc).split())[:300])
+    return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+
+
+async def _validation_error(request, exc):
+    problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5])
+    log.info("refused %s %s: 400 %s", request.method, request.url.path[:200], problems[:300])
+    return JSONResponse({"error": problems or "invalid request"}, status_code=400)
+
+
+async def _http_error(request, exc):
+    log.info("refused %s %s: %d %s", request.method, request.url.path[:200], exc.status_code, str(exc.detail)[:200])
+    return JSONResponse({"error": f"{request.method} {request.url.path[:200]}: {exc.detail}"},
+                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _server_fault(request, exc):
+    log.error("%s %s: server fault", request.method, request.url.path[:200], exc_info=exc)
+    return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server log has the details"},
+                        status_code=500)
 
 
 class _IndexAll:
@@ -302,158 +433,3 @@ def _rss_mb():
     import psutil
 
     return round(psutil.Process().memory_info().rss / 2**20, 1)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the guard: tokens and upload size
-
-
-def _protected(method: str, path: str, protect_infer: bool) -> bool:
-    if (method, path) == ("POST", "/upload") or (method == "DELETE" and path.startswith("/delete/")):
-        return True
-    if method == "POST" and path.startswith("/v2/repository/models/") and path.endswith(("/load", "/unload")):
-        return True
-    return protect_infer and method == "POST" and (path == "/json" or (path.startswith("/v2/models/")
-                                                                      and path.endswith("/infer")))
-
-
-class _Guard:
-    """ASGI middleware: bearer token on the protected routes; 413 for a request body over the upload limit
-    (411 for an upload without a length; bodies are also counted as they arrive)."""
-
-    def __init__(self, app, token: str | None, protect_infer: bool, max_upload_bytes: int):
-        self.app = app
-        self.token = token
-        self.protect_infer = protect_infer
-        self.max_upload_bytes = max_upload_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        method, path = scope["method"], scope["path"]
-        if path.endswith(("/infer_stream", "/generate_stream")) and path.startswith("/v2/models/"):
-            # MLServer answers a failed stream with a 200 and a broken connection; the runtime has no streams.
-            return await _reply(send, 404, f"{path}: streaming inference is not served (use .../infer)")
-        if _protected(method, path, self.protect_infer):
-            if self.token is None:
-                return await _reply(send, 403, f"{method} {path}: disabled (the server was started without "
-                                               f"--token-file)")
-            auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-            if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()):
-                return await _reply(send, 401, "Authorization: a valid bearer token is required",
-                                    [(b"www-authenticate", b"Bearer")])
-        if path == "/v2/repository/index" and method == "POST" and _empty_body(scope):
-            # tritonclient's HTTP client posts no body here; MLServer wants a JSON object ({} = every model).
-            scope, receive = _with_body(scope, b"{}")
-        if method in ("POST", "PUT"):
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is None and path == "/upload":
-                return await _reply(send, 411, "Content-Length: required for uploads")
-            try:
-                length = int(length) if length is not None else 0
-            except ValueError:
-                return await _reply(send, 400, "Content-Length: not a number")
-            if length > self.max_upload_bytes:
-                return await _reply(send, 413, f"request of {length} bytes: over the limit of "
-                                               f"{self.max_upload_bytes} bytes")
-            receive = _counted(receive, self.max_upload_bytes)
-        try:
-            await self.app(scope, receive, send)
-        except _TooLarge:
-            await _reply(send, 413, f"upload: over the limit of {self.max_upload_bytes} bytes")
-
-
-def _empty_body(scope):
-    headers = dict(scope["headers"])
-    return headers.get(b"content-length", b"0") in (b"0", b"") and b"transfer-encoding" not in headers
-
-
-def _with_body(scope, body):
-    headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"content-type")]
-    headers += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return {**scope, "headers": headers}, receive
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _counted(receive, limit):
-    seen = 0
-
-    async def inner():
-        nonlocal seen
-        message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            raise _TooLarge
-        return message
-
-    return inner
-
-
-async def _reply(send, status, message, headers=()):
-    import json
-
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
-    await send({"type": "http.response.body", "body": body})
-
-
-# ---------------------------------------------------------------------------------------------------------
-# gRPC: the same token check
-
-
-class _TokenInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses RepositoryModelLoad/Unload (and ModelInfer with ``protect_infer``) without the bearer token in
-    the ``authorization`` metadata."""
-
-    def __init__(self, token, protect_infer):
-        self.token = token
-        self.methods = {"RepositoryModelLoad", "RepositoryModelUnload", *(["ModelInfer"] if protect_infer else [])}
-
-    async def intercept_service(self, continuation, details):
-        method = details.method.rsplit("/", 1)[-1]
-        if method in self.methods:
-            metadata = dict(details.invocation_metadata or ())
-            if self.token is None:
-                return _deny(grpc.StatusCode.PERMISSION_DENIED, f"{method}: disabled (no --token-file)")
-            if not hmac.compare_digest(str(metadata.get("authorization", "")).encode(),
-                                       f"Bearer {self.token}".encode()):
-                return _deny(grpc.StatusCode.UNAUTHENTICATED, f"{method}: a valid bearer token is required "
-                                                              f"(metadata 'authorization')")
-        return await continuation(details)
-
-
-def _deny(code, message):
-    async def abort(request, context):
-        await context.abort(code, message)
-
-    return grpc.unary_unary_rpc_method_handler(abort)
-
-
-class _GRPCServer(GRPCServer):
-    """MLServer's gRPC server with one more interceptor (it builds its list in ``_create_server``)."""
-
-    def __init__(self, *args, interceptor, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._extra_interceptor = interceptor
-
-    @property
-    def _interceptors(self):
-        return self.__interceptors
-
-    @_interceptors.setter
-    def _interceptors(self, value):
-        self.__interceptors = [self._extra_interceptor, *value]

@@ -21,7 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..deploy import CARD, MODEL_ONNX, OUTPUT, open_model
+from ..predictor import CARD, MODEL_ONNX, OUTPUT, open_model
 from . import models as _models
 
 __all__ = ["triton_config", "triton_layout"]
