@@ -13,9 +13,12 @@ conversion pass with resampling, shard writing, source checksum, manifest). Each
 untimed (imports, numba's cached kernels, the file in the OS page cache: the same warm-up for both sides),
 then ``--repeat`` timed runs; the fastest is reported. Peak RSS is that of the converting process.
 
+The same conversion with the DeepJet config written as a layout of one's own (``schema: custom``, no preset
+schema) is timed as well: ``generic_convert_s`` and ``generic_vs_preset`` (target <= 1.10).
+
 Usage: python benchmarks/convert.py [--events 22000] [--scale 3] [--seed 1] [--step-size 50000] [--repeat 2]
 The last line is one JSON object: jets, jets_per_s, read_only_s, convert_s, ratio (= convert_s /
-read_only_s), peak_rss_mb (and details: input file, events, MB, jets written) for the default input, and the
+read_only_s), generic_convert_s, generic_vs_preset, peak_rss_mb (and details: input file, events, MB, jets written) for the default input, and the
 same figures under "larger" for the larger input.
 Targets: ratio <= 1.5, peak_rss_mb <= 1500, and peak RSS about the same for both sizes.
 """
@@ -58,9 +61,10 @@ def measure(mode: str, path: str, step_size: int, repeat: int) -> dict:
 
     from deepjet_nb import convert as conv
     from deepjet_nb.config import load_config
+    from deepjet_nb.jets import all_branches
 
-    cfg = load_config("deepjet")
-    branches = list(conv._all_branches(cfg))
+    cfg = load_config("deepjet") if mode != "generic" else generic_deepjet()
+    branches = list(all_branches(cfg))
     out = CACHE / f"out-{mode}"
 
     def read_only():
@@ -89,6 +93,16 @@ def measure(mode: str, path: str, step_size: int, repeat: int) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def generic_deepjet():
+    """The shipped DeepJet config written as a layout of one's own (``schema: custom``: no preset, the file says
+    the rest); the derived track-counting spectator, a DeepNTuples preset feature, is left out."""
+    from deepjet_nb.config import config_from_dict, load_config
+
+    raw = load_config("deepjet").to_dict()
+    raw["spectators"] = [s for s in raw["spectators"] if s != "trackCounting_sip3dSig2"]
+    return config_from_dict({**raw, "schema": "custom"}, source="generic deepjet")
+
+
 def run_child(mode: str, path: Path, step_size: int, repeat: int) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, str(path), "--step-size", str(step_size),
            "--repeat", str(repeat)]
@@ -103,9 +117,12 @@ def bench(events: int, seed: int, step_size: int, repeat: int) -> dict:
         n_jets = int(f["deepntuplizer/tree"].num_entries)
     read = run_child("read", path, step_size, repeat)
     conv = run_child("convert", path, step_size, repeat)
+    generic = run_child("generic", path, step_size, repeat)
     figures = {"jets": n_jets, "jets_per_s": round(n_jets / conv["seconds"]),
                "read_only_s": round(read["seconds"], 3), "convert_s": round(conv["seconds"], 3),
                "ratio": round(conv["seconds"] / read["seconds"], 3),
+               "generic_convert_s": round(generic["seconds"], 3),
+               "generic_vs_preset": round(generic["seconds"] / conv["seconds"], 3),
                "peak_rss_mb": round(conv["peak_rss_mb"], 1),
                "read_peak_rss_mb": round(read["peak_rss_mb"], 1),
                "input": f"one file: {path.name} ({PROCESS}, {events} events, seed {seed}, Pythia sample producer)",

@@ -121,7 +121,7 @@ def _synthetic_run(workdir: Path):
     import keras
     import yaml
 
-    from deepjet_nb._synthetic import write_ntuple
+    from deepjet_nb.testing import write_ntuple
     from deepjet_nb.convert import convert
     from deepjet_nb.models import build_model
     from deepjet_nb.run import DATA_CONFIG, MODEL, TRAIN_CONFIG

@@ -48,7 +48,7 @@ def main(argv=None) -> dict:
     from deepjet_nb.dashboard import TrainingDashboard
     from deepjet_nb.dataset import open_dataset
     from deepjet_nb.models import build_model
-    from deepjet_nb.pipeline import JetBatches
+    from deepjet_nb.batches import JetBatches
 
     keras.utils.set_random_seed(0)
     ds = open_dataset(data)
@@ -125,7 +125,7 @@ def _dataset(workdir: Path, files: int, jets_per_file: int) -> Path:
     out = workdir / f"deepjet_{files}x{jets_per_file}"
     if (out / "manifest.json").exists():
         return out
-    from deepjet_nb._synthetic import write_ntuple
+    from deepjet_nb.testing import write_ntuple
     from deepjet_nb.convert import convert
 
     ntuples = [write_ntuple(workdir / f"bench_{i}.root", jets_per_file, seed=i) for i in range(files)]

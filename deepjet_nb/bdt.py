@@ -5,7 +5,7 @@ A network that loses to boosted trees on its own inputs is under-trained, so the
 networks (``bdt_deepcsv``). It follows the networks' conventions: the seeded train/validation split of
 :class:`deepjet_nb.train.Trainer` with the same ``seed`` and ``val_fraction`` (the same validation jets are held
 out), the per-jet weights of the dataset, early stopping on the validation loss of that split, and the same
-validation metrics (:func:`deepjet_nb.train.validation_metrics`). The output is a run directory
+validation metrics (:func:`deepjet_nb.validation.validation_metrics`). The output is a run directory
 (docs/formats.md §3) with ``model.joblib`` in place of the Keras files, so :func:`predict_bdt` writes the
 prediction file of ``deepjet-nb predict`` (docs/formats.md §4) and evaluation treats it like any tagger::
 
@@ -49,7 +49,7 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, threads: i
     the same values; ``threads``: OpenMP threads of scikit-learn (:data:`THREADS`); ``hyper``: keys of
     :data:`DEFAULTS`. Returns what is also written to ``train_config.json`` under ``"result"``: ``n_iter``
     (boosting iterations kept), ``seconds`` (wall) and ``cpu_s``, and the validation metrics of the final model
-    (``val_loss``, ``val_accuracy``, ``val_auc_b_vs_udsg``, ``val_beff_at_mistag_0.01``). Raises
+    (``val_loss``, ``val_accuracy``, ``val_auc``, ``val_beff_at_mistag_0.01``). Raises
     :class:`ArgumentError` for an unknown or bad hyper-parameter, :class:`RunError` when ``out`` holds a run,
     :class:`~deepjet_nb.errors.DatasetError` for a bad dataset.
     """
@@ -57,8 +57,8 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, threads: i
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from .dataset import open_dataset
-    from .pipeline import split_jets
-    from .train import split_record, validation_metrics
+    from .batches import split_jets
+    from .validation import split_record, validation_metrics
 
     settings = _settings(hyper)
     seed = integer(seed, "seed", "train_bdt")

@@ -39,30 +39,33 @@ Command line: ``deepjet-nb evaluate-boosted --out DIR PRED.root... [NAME=FILE]``
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import plots as _plots
-from ._args import integer, paths as as_paths
-from ._atomic import check_output, remove_stale
+from ._args import integer
+from ._atomic import check_output
 from ._jsonio import write_json
-from ._lock import output_lock
 from .errors import ArgumentError, InputFileError
-from .evaluate import SkippedTaskWarning, format_value, named_paths, noting_skipped_tasks, plot_stems
 from .kernels import roc as _roc
 from .kernels.substructure import jensen_shannon
+from .performance import (RocCurve, SkippedTaskWarning, Tagger, Task, class_probabilities, compute_metrics,
+                          evaluation_output, finite_scores, format_value, jet_mismatch, named_paths,
+                          noting_skipped_tasks, read_prediction_arrays, roc, tagger_names, warn_skipped)
+from .performance import skipped_tasks as _skipped_tasks
+from .plots import BoostedRocPlot
 from .predict import PROB_PREFIX, TREE
 from .rootio import open_tree
 
 __all__ = [
     "TASKS", "BASELINES", "MISTAGS", "PT_RANGE", "QCD_LABELS", "TOP_SDMASS_WINDOW", "W_SDMASS_WINDOW", "SDMASS_EDGES",
-    "BoostedTask", "Baseline", "FatJetTagger", "BoostedCurve",
-    "read_fat_jets", "load_fat_jet_taggers", "baseline", "roc", "sculpting", "compute_boosted_metrics",
-    "evaluate_boosted", "summary_table", "register_cli",
+    "BoostedTask", "Baseline", "FatJetTagger", "BoostedCurve", "BoostedRocPlot", "SkippedTaskWarning",
+    "read_fat_jets", "load_fat_jet_taggers", "is_fat_jet_file", "baseline", "roc", "sculpting", "sculpting_plot",
+    "sdmass_plot",
+    "skipped_tasks", "compute_boosted_metrics", "evaluate_boosted", "summary_table", "register_cli",
 ]
 
 QCD_CLASS = "QCD"
@@ -86,17 +89,19 @@ KINEMATICS = ("fj_pt", "fj_eta", SDMASS_BRANCH)
 
 
 @dataclass(frozen=True)
-class BoostedTask:
-    """Signal class ``signal`` (the ``prob_is<signal>`` of a tagger), its truth flags, and the baseline."""
+class BoostedTask(Task):
+    """Signal class ``signal`` (the ``prob_is<signal>`` of a tagger) against QCD, its truth flags, and the
+    baseline; a tagger's score for it is named like the task."""
 
-    name: str
-    signal: str
-    signal_labels: tuple[str, ...]
+    signal_labels: tuple[str, ...] = ()
     baseline: str | None = None
 
     @property
     def background_labels(self) -> tuple[str, ...]:
         return QCD_LABELS
+
+    def missing_score(self, tagger) -> str:
+        return f"no {PROB_PREFIX}{self.signal} or {PROB_PREFIX}{self.background} in {tagger.source}"
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,12 @@ class Baseline:
 
 
 TASKS = {
-    "top_vs_qcd": BoostedTask("top_vs_qcd", "Top", ("label_Top_bcq", "label_Top_bqq"), "tau32_cut"),
-    "w_vs_qcd": BoostedTask("w_vs_qcd", "W", ("label_W_qq", "label_W_cq"), "tau21_cut"),
-    "z_vs_qcd": BoostedTask("z_vs_qcd", "Z", ("label_Z_bb", "label_Z_cc", "label_Z_qq")),
-    "h_vs_qcd": BoostedTask("h_vs_qcd", "H", ("label_H_bb", "label_H_cc")),
+    "top_vs_qcd": BoostedTask("top_vs_qcd", "Top", QCD_CLASS, signal_labels=("label_Top_bcq", "label_Top_bqq"),
+                              baseline="tau32_cut"),
+    "w_vs_qcd": BoostedTask("w_vs_qcd", "W", QCD_CLASS, signal_labels=("label_W_qq", "label_W_cq"),
+                            baseline="tau21_cut"),
+    "z_vs_qcd": BoostedTask("z_vs_qcd", "Z", QCD_CLASS, signal_labels=("label_Z_bb", "label_Z_cc", "label_Z_qq")),
+    "h_vs_qcd": BoostedTask("h_vs_qcd", "H", QCD_CLASS, signal_labels=("label_H_bb", "label_H_cc")),
 }
 BASELINES = {
     "tau32_cut": Baseline("tau32_cut", "top_vs_qcd", "fj_tau32", TOP_SDMASS_WINDOW),
@@ -122,76 +129,38 @@ BASELINES = {
 # Truth classes of the soft-drop-mass plot: the tasks' signals and QCD.
 TRUTH_CLASSES = {**{t.signal: t.signal_labels for t in TASKS.values()}, QCD_CLASS: QCD_LABELS}
 
+# A fat-jet tagger's ROC curve is the evaluation core's (it ends early for a baseline's mass window).
+BoostedCurve = RocCurve
+
 
 # ---------------------------------------------------------------------------------------------------------
 # data holders
 
 
 @dataclass(frozen=True)
-class FatJetTagger:
-    """Per-task scores of one tagger (or baseline) with the jets' truth and kinematics.
-
-    ``scores`` maps task names to float64 (n,) arrays, larger = more signal-like; ``-inf`` marks a jet that a
-    baseline rejects at every cut (outside its mass window). ``truth`` maps the class names of
-    :data:`TRUTH_CLASSES` to bool (n,) masks from the raw ``label_*`` flags. ``baseline`` is the
-    :class:`Baseline` a baseline tagger was made from, None for a trained tagger.
+class FatJetTagger(Tagger):
+    """Per-task scores of one fat-jet tagger (or baseline) with the jets' truth and kinematics: a
+    :class:`deepjet_nb.performance.Tagger` whose ``scores`` map task names to float64 (n,) arrays, larger = more
+    signal-like (``-inf`` marks a jet that a baseline rejects at every cut: outside its mass window), whose
+    ``truth`` maps the class names of :data:`TRUTH_CLASSES` to bool (n,) masks from the raw ``label_*`` flags and
+    whose ``spectators`` are ``fj_pt``, ``fj_eta`` and ``fj_sdmass``. ``baseline`` is the :class:`Baseline` a
+    baseline tagger was made from, None for a trained tagger.
     """
 
-    name: str
-    scores: Mapping[str, np.ndarray]
-    truth: Mapping[str, np.ndarray]
-    sdmass: np.ndarray
-    pt: np.ndarray
-    eta: np.ndarray
-    source: str | None = None
     baseline: Baseline | None = None
     pt_range: tuple[float, float] | None = None  # the fat-jet pT window the jets were read in (None: all)
 
-    def __len__(self) -> int:
-        return len(self.sdmass)
-
-    def jets(self, task: str) -> tuple[np.ndarray, np.ndarray]:
-        """The task's signal and background masks over all jets."""
-        spec = _task(task)
-        return self.truth[spec.signal], self.truth[QCD_CLASS]
-
-    def has_jets(self, task: str) -> bool:
-        signal, background = self.jets(task)
-        return bool(signal.any() and background.any())
-
-
-@dataclass(frozen=True)
-class BoostedCurve:
-    """ROC curve of one tagger for one task, truncated where a cut can reach (:func:`roc`).
-
-    ``sig_eff``, ``bkg_eff``, ``thresholds`` are :func:`deepjet_nb.kernels.roc.roc_curve`'s arrays without the
-    last point when the tagger rejects some jets at every cut (a baseline's mass window): the curve then ends
-    at ``max_mistag`` < 1, the QCD acceptance of the window. ``auc`` is that of the whole curve, the rejected
-    jets counted as tied at the lowest score.
-    """
-
-    tagger: str
-    task: str
-    sig_eff: np.ndarray
-    bkg_eff: np.ndarray
-    thresholds: np.ndarray
-    auc: float
-    n_signal: int
-    n_background: int
+    @property
+    def sdmass(self) -> np.ndarray:
+        return self.spectators[SDMASS_BRANCH]
 
     @property
-    def max_mistag(self) -> float:
-        return float(self.bkg_eff[-1])
+    def pt(self) -> np.ndarray:
+        return self.spectators["fj_pt"]
 
-    def eff_at(self, mistag: float) -> float:
-        """Signal efficiency at QCD mistag ``mistag`` (interpolated); NaN above :attr:`max_mistag`."""
-        if mistag > self.max_mistag:
-            return float("nan")
-        return float(_roc.eff_at_mistag(self.sig_eff, self.bkg_eff, mistag))
-
-    def threshold_at(self, mistag: float) -> float:
-        """Loosest cut with QCD mistag <= ``mistag`` (:func:`deepjet_nb.kernels.roc.threshold_at_mistag`)."""
-        return float(_roc.threshold_at_mistag(self.bkg_eff, self.thresholds, mistag))
+    @property
+    def eta(self) -> np.ndarray:
+        return self.spectators["fj_eta"]
 
 
 def _task(name: str) -> BoostedTask:
@@ -239,14 +208,8 @@ def load_fat_jet_taggers(paths: Sequence[str | os.PathLike], *, names: Sequence[
     jets. Raises :class:`ArgumentError` for no paths or repeated names (or a baseline's name),
     :class:`InputFileError` as :func:`read_fat_jets`.
     """
-    paths = as_paths(paths, "load_fat_jet_taggers", "prediction files")
-    if isinstance(names, str):
-        names = [names]
-    names = [p.stem for p in paths] if names is None else list(names)
-    if len(names) != len(paths):
-        raise ArgumentError(f"{len(names)} names for {len(paths)} prediction files")
-    if len(set(names)) != len(names) or (baselines and set(names) & set(BASELINES)):
-        raise ArgumentError(f"tagger names must be unique (and not {', '.join(BASELINES)}): {names}")
+    paths, names = tagger_names(paths, names, reserved=list(BASELINES) if baselines else [],
+                                what="load_fat_jet_taggers")
     if tasks is not None:
         tasks = [_task(t).name for t in ([tasks] if isinstance(tasks, str) else tasks)]
     taggers, base = [], []
@@ -262,48 +225,45 @@ def load_fat_jet_taggers(paths: Sequence[str | os.PathLike], *, names: Sequence[
     return taggers + base
 
 
+def is_fat_jet_file(path: str | os.PathLike) -> bool:
+    """Whether a prediction file is of fat jets (its tree holds the soft-drop mass): read with
+    :func:`load_fat_jet_taggers`, else with :func:`deepjet_nb.evaluate.load_taggers`. Raises
+    :class:`InputFileError` naming the file when it cannot be opened or has no tree ``tree``."""
+    with open_tree(Path(path), TREE) as tree:
+        return SDMASS_BRANCH in tree.keys()
+
+
 def _required_labels(tasks):
     wanted = [label for t in (tasks if tasks is not None else TASKS) for label in _task(t).signal_labels]
     return list(dict.fromkeys(wanted + list(QCD_LABELS)))
 
 
 def _read_tree(path, tasks, *, baselines=False, probs=True, pt_range=None):
-    path = Path(path)
-    source = f"{path}:{TREE}"
-    with open_tree(path, TREE) as tree:
-        if tree.num_entries == 0:
-            raise InputFileError(f"{source}: no jets (an empty prediction file); nothing to evaluate")
-        keys = list(tree.keys())
-        wanted = [k for k in keys if k.startswith(PROB_PREFIX)] if probs else []
-        if probs and not wanted:
-            raise InputFileError(f"{source}: no {PROB_PREFIX}<Class> branches")
-        wanted += list(KINEMATICS) + _required_labels(tasks)
-        if baselines:
-            wanted += [b.variable for b in BASELINES.values() if tasks is None or b.task in tasks]
-        wanted = list(dict.fromkeys(wanted))
-        missing_ok = [label for labels in TRUTH_CLASSES.values() for label in labels
-                      if label in keys and label not in wanted]  # the other classes, for the mass plot
-        missing = [b for b in wanted if b not in keys]
-        if missing:
-            more = f" (and {len(missing) - 1} more: {', '.join(missing[1:4])})" if len(missing) > 1 else ""
-            raise InputFileError(f"{source}: missing branch {missing[0]!r}{more}; a fat-jet prediction file "
-                                 f"holds the spectators {', '.join(KINEMATICS)} and the label_* flags")
-        try:
-            arrays = tree.arrays(wanted + missing_ok, library="np")
-        except Exception as err:
-            raise InputFileError(f"{source}: cannot read branches ({err})") from err
+    required = [*KINEMATICS, *_required_labels(tasks)]
+    if baselines:
+        required += [b.variable for b in BASELINES.values() if tasks is None or b.task in tasks]
+    # the labels of the other classes too, where the file has them, for the mass plot
+    optional = [label for labels in TRUTH_CLASSES.values() for label in labels]
+    arrays, source = read_prediction_arrays(
+        path, required, optional=optional, probabilities=probs,
+        hint=f"; a fat-jet prediction file holds the spectators {', '.join(KINEMATICS)} and the label_* flags")
     for name in KINEMATICS:
         if not np.all(np.isfinite(arrays[name])):
             raise InputFileError(f"{source}: branch {name!r} holds NaN or infinite values")
-    if pt_range is not None:
-        lo, hi = (float(x) for x in pt_range)
-        if not lo < hi:
-            raise ArgumentError(f"pt_range must be (low, high) with low < high, got {pt_range!r}")
-        keep = (arrays["fj_pt"] >= lo) & (arrays["fj_pt"] < hi)
-        if not keep.any():
-            raise InputFileError(f"{source}: no jet with {lo:g} <= fj_pt < {hi:g} GeV (pT range of the evaluation)")
-        arrays = {k: v[keep] for k, v in arrays.items()}
-    return arrays, source
+    return _in_pt_range(arrays, source, pt_range), source
+
+
+def _in_pt_range(arrays, source, pt_range):
+    """The jets with lo <= fj_pt < hi (all with ``pt_range`` None)."""
+    if pt_range is None:
+        return arrays
+    lo, hi = (float(x) for x in pt_range)
+    if not lo < hi:
+        raise ArgumentError(f"pt_range must be (low, high) with low < high, got {pt_range!r}")
+    keep = (arrays["fj_pt"] >= lo) & (arrays["fj_pt"] < hi)
+    if not keep.any():
+        raise InputFileError(f"{source}: no jet with {lo:g} <= fj_pt < {hi:g} GeV (pT range of the evaluation)")
+    return {k: v[keep] for k, v in arrays.items()}
 
 
 def _truth(arrays, source):
@@ -322,21 +282,18 @@ def _truth(arrays, source):
 
 
 def _common(arrays, source, pt_range):
-    return dict(truth=_truth(arrays, source), sdmass=np.asarray(arrays[SDMASS_BRANCH], dtype=np.float64),
-                pt=np.asarray(arrays["fj_pt"], dtype=np.float64), eta=np.asarray(arrays["fj_eta"], dtype=np.float64),
-                source=source, pt_range=None if pt_range is None else tuple(float(x) for x in pt_range))
+    spectators = {k: np.asarray(arrays[k], dtype=np.float64) for k in KINEMATICS}
+    return dict(truth=_truth(arrays, source), spectators=spectators,
+                tasks=TASKS, source=source, pt_range=None if pt_range is None else tuple(float(x) for x in pt_range))
 
 
 def _tagger_from_arrays(name, arrays, source, tasks, pt_range=None):
-    probs = {k[len(PROB_PREFIX):]: v for k, v in arrays.items() if k.startswith(PROB_PREFIX)}
-    for cls, values in probs.items():
-        if not np.all(np.isfinite(values)):
-            raise InputFileError(f"{source}: branch {PROB_PREFIX + cls!r} holds NaN or infinite probabilities")
+    probs = class_probabilities(arrays, source)
     have = ", ".join(PROB_PREFIX + c for c in probs)
     scores = {}
     for task in (tasks if tasks is not None else TASKS):
         spec = _task(task)
-        needed = [PROB_PREFIX + c for c in (spec.signal, QCD_CLASS)]
+        needed = [PROB_PREFIX + c for c in (spec.signal, spec.background)]
         missing = [b for b in needed if b[len(PROB_PREFIX):] not in probs]
         if missing:
             if tasks is not None:
@@ -344,7 +301,7 @@ def _tagger_from_arrays(name, arrays, source, tasks, pt_range=None):
                                      f"missing {missing[0]!r} (the file has {have})")
             continue
         sig = np.asarray(probs[spec.signal], dtype=np.float64)
-        qcd = np.asarray(probs[QCD_CLASS], dtype=np.float64)
+        qcd = np.asarray(probs[spec.background], dtype=np.float64)
         total = sig + qcd
         # P(signal) / (P(signal) + P(QCD)); a jet with both zero scores 0 (least signal-like)
         scores[task] = np.divide(sig, total, out=np.zeros_like(sig), where=total > 0)
@@ -359,50 +316,14 @@ def _baseline_from_arrays(spec, arrays, source, pt_range=None):
     common = _common(arrays, source, pt_range)
     lo, hi = spec.sdmass_window
     tau = np.asarray(arrays[spec.variable], dtype=np.float64)
-    inside = (common["sdmass"] > lo) & (common["sdmass"] < hi) & np.isfinite(tau)
+    sdmass = common["spectators"][SDMASS_BRANCH]
+    inside = (sdmass > lo) & (sdmass < hi) & np.isfinite(tau)
     score = np.where(inside, -tau, -np.inf)
     return FatJetTagger(name=spec.name, scores={spec.task: score}, baseline=spec, **common)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# curves, errors, sculpting
-
-
-def _finite_scores(scores):
-    """Scores with ``-inf`` (rejected at every cut) replaced by a finite sentinel below all others (the ROC
-    kernel takes finite scores only); returns (scores, whether any jet was rejected)."""
-    rejected = ~np.isfinite(scores)
-    if not rejected.any():
-        return scores, False
-    finite = scores[~rejected]
-    sentinel = (float(finite.min()) - 1.0) if finite.size else 0.0
-    return np.where(rejected, sentinel, scores), True
-
-
-def _task_jets(tagger, task):
-    if task not in tagger.scores:
-        raise ArgumentError(f"{tagger.name}: no score for {task} (its classes do not include "
-                            f"{_task(task).signal!r} and {QCD_CLASS!r})")
-    signal, background = tagger.jets(task)
-    use = signal | background
-    n_sig, n_bkg = int(np.count_nonzero(signal)), int(np.count_nonzero(background))
-    if n_sig == 0 or n_bkg == 0:
-        raise ArgumentError(f"{tagger.name}, {task}: {n_sig} {_task(task).signal} and {n_bkg} QCD jets: need both")
-    scores, rejected = _finite_scores(tagger.scores[task][use])
-    return scores, signal[use], rejected
-
-
-def roc(tagger: FatJetTagger, task: str = "top_vs_qcd") -> BoostedCurve:
-    """ROC curve (signal efficiency vs QCD mistag) of ``tagger`` for ``task``; for a tagger that rejects jets
-    at every cut (a baseline outside its window) the curve ends where the loosest real cut does. Raises
-    :class:`ArgumentError` for an unknown task, a task the tagger cannot score, or no signal or QCD jets."""
-    scores, is_signal, rejected = _task_jets(tagger, task)
-    sig_eff, bkg_eff, thresholds = _roc.roc_curve(scores, is_signal)
-    auc = _roc.auc(sig_eff, bkg_eff)
-    if rejected:  # the sentinel's point, last (lowest score): no cut selects the rejected jets
-        sig_eff, bkg_eff, thresholds = sig_eff[:-1], bkg_eff[:-1], thresholds[:-1]
-    n_sig = int(np.count_nonzero(is_signal))
-    return BoostedCurve(tagger.name, task, sig_eff, bkg_eff, thresholds, auc, n_sig, len(is_signal) - n_sig)
+# mass sculpting
 
 
 def _mass_bins(mass):
@@ -431,7 +352,7 @@ def sculpting(tagger: FatJetTagger, task: str = "top_vs_qcd", mistags: Sequence[
     if not background.any():
         raise ArgumentError(f"{tagger.name}, {task}: no QCD jets")
     raw = tagger.scores[task][background]
-    scores, rejected = _finite_scores(raw)
+    scores, rejected = finite_scores(raw)
     mass = tagger.sdmass[background]
     order = np.argsort(-scores, kind="mergesort")
     s, bins, m_sorted = scores[order], _mass_bins(mass[order]), mass[order]
@@ -493,13 +414,20 @@ def sculpting(tagger: FatJetTagger, task: str = "top_vs_qcd", mistags: Sequence[
     return out
 
 
+def sculpting_plot(tagger: FatJetTagger, task: str, sculpt: dict | None = None) -> _plots.HistogramPlot:
+    """Normalised soft-drop-mass distributions of QCD jets: all, and selected at 5 % and 1 % mistag
+    (:func:`deepjet_nb.plots.sculpting_plot` over :data:`SDMASS_EDGES`); ``sculpt`` is :func:`sculpting`'s result
+    (computed without errors if not given)."""
+    return _plots.sculpting_plot(tagger, task, sculpt or sculpting(tagger, task, n_boot=0), SDMASS_EDGES)
+
+
+def sdmass_plot(tagger: FatJetTagger) -> _plots.HistogramPlot:
+    """Normalised soft-drop-mass distribution of each truth class (Top, W, Z, H, QCD) with jets."""
+    return _plots.mass_by_class_plot(tagger, SDMASS_EDGES)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # metrics
-
-
-def _defined(value):
-    """None for an undefined (NaN) value: JSON null, never a made-up number."""
-    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def _undefined_note(curve, mistag):
@@ -507,77 +435,35 @@ def _undefined_note(curve, mistag):
             f"soft-drop-mass window): no efficiency at {mistag:g}")
 
 
-def _task_metrics(tagger, task, mistags, n_boot):
-    curve = roc(tagger, task)
-    effs = {f"{m:g}": _defined(curve.eff_at(m)) for m in mistags}
-    entry = {"auc": curve.auc, "auc_err": None, "eff_at_mistag": effs,
-             "eff_at_mistag_err": {k: None for k in effs}, "n_signal": curve.n_signal,
-             "n_background": curve.n_background,
-             "pt_range": None if tagger.pt_range is None else list(tagger.pt_range)}
-    if n_boot:
-        scores, is_signal, _ = _task_jets(tagger, task)
-        auc_err, eff_err = _roc.bootstrap_errors(scores, is_signal, None, np.asarray(mistags, dtype=float),
-                                                 n_boot=n_boot, seed=0)
-        entry["auc_err"] = auc_err
-        entry["eff_at_mistag_err"] = {f"{m:g}": (float(e) if m <= curve.max_mistag else None)
-                                      for m, e in zip(mistags, eff_err)}
+def _boosted_details(tagger, task, mistags, n_boot):
+    """What a boosted task entry adds to the core's (:func:`deepjet_nb.performance.task_metrics`): the pT window,
+    a baseline's variable, window and reach (with notes on the mistags beyond it) and the mass sculpting."""
+    entry = {"pt_range": None if tagger.pt_range is None else list(tagger.pt_range)}
     if tagger.baseline is not None:
+        curve = roc(tagger, task)
         entry["baseline"] = {"variable": tagger.baseline.variable, "sdmass_window": list(tagger.baseline.sdmass_window),
                              "max_mistag": curve.max_mistag}
         notes = {f"{m:g}": _undefined_note(curve, m) for m in mistags if m > curve.max_mistag}
         if notes:
             entry["notes"] = notes
-    sculpt = sculpting(tagger, task, mistags, n_boot=n_boot)
+    sculpt = sculpting(tagger, task.name, mistags, n_boot=n_boot)
     entry["sdmass_inclusive"] = {k: v for k, v in sculpt.pop("inclusive").items() if k != "histogram"}
     entry["sculpting"] = {k: {kk: vv for kk, vv in v.items() if kk != "histogram"} for k, v in sculpt.items()}
     return entry
 
 
-def _same_jets(a, b):
-    if len(a) != len(b):
-        return False
-    if not all(np.array_equal(x, y) for x, y in ((a.pt, b.pt), (a.eta, b.eta), (a.sdmass, b.sdmass))):
-        return False
-    return all(np.array_equal(a.truth[c], b.truth[c]) for c in a.truth)
-
-
-def _difference(tagger, reference, task, mistags, n_boot):
-    """``tagger`` − ``reference`` on the same jets, errors from a paired bootstrap."""
-    mine, theirs = roc(tagger, task), roc(reference, task)
-    out = {"auc": mine.auc - theirs.auc, "auc_err": None,
-           "eff_at_mistag": {f"{m:g}": _defined(mine.eff_at(m) - theirs.eff_at(m)) for m in mistags},
-           "eff_at_mistag_err": {f"{m:g}": None for m in mistags}}
-    if n_boot:
-        scores_a, is_signal, _ = _task_jets(reference, task)
-        scores_b, _, _ = _task_jets(tagger, task)
-        auc_err, eff_err = _roc.paired_bootstrap_errors(scores_a, scores_b, is_signal, None,
-                                                        np.asarray(mistags, dtype=float), n_boot=n_boot, seed=0)
-        out["auc_err"] = auc_err
-        reach = min(mine.max_mistag, theirs.max_mistag)
-        out["eff_at_mistag_err"] = {f"{m:g}": (float(e) if m <= reach else None) for m, e in zip(mistags, eff_err)}
-    return out
-
-
 def skipped_tasks(taggers: Sequence[FatJetTagger], tasks: Sequence[str] | None = None) -> list[str]:
     """One line per (tagger, task) left out of the metrics: the tagger cannot score a task that has jets, or
     a task named in ``tasks`` has no signal or no QCD jets (``tasks`` None: the tasks without jets are left out
-    silently)."""
-    notes = []
-    for tagger in taggers:
-        for task in (tasks if tasks is not None else TASKS):
-            if tagger.baseline is not None and task != tagger.baseline.task:
-                continue
-            spec = _task(task)
-            if tasks is None and not tagger.has_jets(task):
-                continue
-            if task not in tagger.scores:
-                notes.append(f"{tagger.name}: skipped {task} (no {PROB_PREFIX}{spec.signal} or "
-                             f"{PROB_PREFIX}{QCD_CLASS} in {tagger.source})")
-            elif not tagger.has_jets(task):
-                signal, background = tagger.jets(task)
-                missing = [what for what, m in ((spec.signal, signal), (QCD_CLASS, background)) if not m.any()]
-                notes.append(f"{tagger.name}: skipped {task} (no {' and no '.join(missing)} jets)")
-    return notes
+    silently). A baseline is evaluated on its own task only."""
+    def tasks_of(tagger):
+        if tagger.baseline is not None:
+            return [tagger.baseline.task] if tasks is None or tagger.baseline.task in tasks else []
+        if tasks is not None:
+            return [_task(t).name for t in tasks]
+        return [t for t in TASKS if tagger.has_jets(t)]
+
+    return _skipped_tasks(taggers, tasks_of)
 
 
 def compute_boosted_metrics(taggers: Sequence[FatJetTagger], *, tasks: Sequence[str] | None = None,
@@ -588,107 +474,21 @@ def compute_boosted_metrics(taggers: Sequence[FatJetTagger], *, tasks: Sequence[
     add ``"baseline"`` (variable, window, ``max_mistag``) and ``"notes"`` for mistags they cannot reach (their
     efficiencies there are None). Every tagger with the same jets as the first one gets ``"minus": {first:
     {...}}`` (itself − first, paired-bootstrap errors). Errors: ``n_boot`` Poisson replicas, seed 0 (as
-    :func:`deepjet_nb.evaluate.compute_metrics`); ``n_boot`` = 0 leaves them None. A task a tagger cannot score
-    or without signal or QCD jets is left out for that tagger (:func:`skipped_tasks`).
+    :func:`deepjet_nb.performance.compute_metrics`); ``n_boot`` = 0 leaves them None. A task a tagger cannot
+    score or without signal or QCD jets is left out for that tagger (:func:`skipped_tasks`).
     """
     n_boot = integer(n_boot, "bootstrap", "compute_boosted_metrics", minimum=0)
     if n_boot == 1:
         raise ArgumentError("compute_boosted_metrics: bootstrap must be 0 (no errors) or >= 2 replicas")
     tasks = list(TASKS) if tasks is None else [_task(t).name for t in ([tasks] if isinstance(tasks, str) else tasks)]
-    metrics = {}
-    for tagger in taggers:
-        metrics[tagger.name] = {task: _task_metrics(tagger, task, mistags, n_boot)
-                                for task in tasks if task in tagger.scores and tagger.has_jets(task)}
-    if taggers:
-        reference = taggers[0]
-        for tagger in taggers[1:]:
-            if not _same_jets(tagger, reference):
-                continue
-            for task, entry in metrics[tagger.name].items():
-                if task in metrics[reference.name]:
-                    entry["minus"] = {reference.name: _difference(tagger, reference, task, mistags, n_boot)}
-    return metrics
+    # taggers of other jets than the first file's (another sample) are evaluated but not compared
+    pairs = [(t.name, taggers[0].name) for t in taggers[1:] if jet_mismatch(t, taggers[0]) is None]
+    return compute_metrics(taggers, tasks=tasks, mistags=mistags, n_boot=n_boot, differences=pairs,
+                           details=lambda tagger, task: _boosted_details(tagger, task, mistags, n_boot))
 
 
 # ---------------------------------------------------------------------------------------------------------
-# plots
-
-
-TASK_LABELS = {"top_vs_qcd": ("Top", "top"), "w_vs_qcd": ("W", "W"), "z_vs_qcd": ("Z", "Z"), "h_vs_qcd": ("H", "H")}
-SDMASS_LABEL = "Soft-drop mass [GeV]"
-
-
-class BoostedRocPlot(_plots.Plot):
-    """ROC curves of one task in the CMS convention: x = signal efficiency, y = QCD mistag (log); trained
-    taggers solid, baselines dashed, the 5 % and 1 % mistags as grey lines. Add :class:`BoostedCurve` with
-    :meth:`add`; ``curves`` keeps them (a baseline's curve ends at its window's acceptance)."""
-
-    def __init__(self, task: str, *, colours: Mapping[str, str] | None = None,
-                 mistag_range: tuple[float, float] = (1e-4, 1.0)):
-        self.task = _task(task).name
-        self.colours = dict(colours or {})
-        self.mistag_range = mistag_range
-        self.curves = []
-
-    def add(self, curve: BoostedCurve, *, dashed: bool = False) -> BoostedRocPlot:
-        if curve.task != self.task:
-            raise ArgumentError(f"BoostedRocPlot({self.task!r}): curve {curve.tagger}/{curve.task} is of another task")
-        self.curves.append((curve, dashed))
-        return self
-
-    def draw(self):
-        if not self.curves:
-            raise ArgumentError("BoostedRocPlot: no curves added")
-        self.close()
-        with _plots.cms_style():
-            fig, ax = _plots.styled_subplots(figsize=(10, 8))
-            colours = {**_plots.tagger_colours([c.tagger for c, _ in self.curves]), **self.colours}
-            for mistag in MISTAGS:
-                ax.axhline(mistag, color="grey", linestyle=":", linewidth=1)
-            for curve, dashed in self.curves:
-                ax.plot(curve.sig_eff, curve.bkg_eff, color=colours[curve.tagger], linestyle="--" if dashed else "-",
-                        linewidth=2, label=f"{curve.tagger} (AUC {curve.auc:.3f})")
-            ax.set_yscale("log")
-            ax.set_xlim(0.0, 1.0)
-            ax.set_ylim(*self.mistag_range)
-            signal, _ = TASK_LABELS[self.task]
-            ax.set_xlabel(f"{signal} tagging efficiency")
-            ax.set_ylabel("QCD misidentification probability")
-            ax.grid(True, which="major", alpha=0.3)
-            ax.legend(loc="lower right", fontsize=16, frameon=False, title=f"{signal} vs QCD", title_fontsize=16)
-            _plots.experiment_label(ax)
-        self.figure = fig
-        return fig
-
-
-def sculpting_plot(tagger: FatJetTagger, task: str, sculpt: dict | None = None) -> _plots.HistogramPlot:
-    """Normalised soft-drop-mass distributions of QCD jets: all, and selected at 5 % and 1 % mistag (step
-    histograms, :data:`SDMASS_EDGES`); ``sculpt`` is :func:`sculpting`'s result (computed without errors if
-    not given)."""
-    sculpt = sculpt or sculpting(tagger, task, n_boot=0)
-    _, background = tagger.jets(task)
-    mass, scores = tagger.sdmass[background], tagger.scores[task][background]
-    signal, _ = TASK_LABELS[task]
-    plot = _plots.HistogramPlot(SDMASS_LABEL, bins=len(SDMASS_EDGES) - 1, range=(SDMASS_EDGES[0], SDMASS_EDGES[-1]),
-                                title=f"{tagger.name}, {signal} vs QCD", logy=False)
-    plot.add(mass, "QCD, inclusive", color="black")
-    for key, style in (("0.05", "-"), ("0.01", "--")):
-        entry = sculpt.get(key)
-        if entry is None or entry["js"] is None:
-            continue
-        selected = scores >= entry["cut"]
-        plot.add(mass[selected], f"QCD, {float(key):.0%} mistag (JS {entry['js']:.3f})", linestyle=style)
-    return plot
-
-
-def sdmass_plot(tagger: FatJetTagger) -> _plots.HistogramPlot:
-    """Normalised soft-drop-mass distribution of each truth class (Top, W, Z, H, QCD) with jets."""
-    plot = _plots.HistogramPlot(SDMASS_LABEL, bins=len(SDMASS_EDGES) - 1, range=(SDMASS_EDGES[0], SDMASS_EDGES[-1]),
-                                title="truth class", logy=False)
-    for cls, mask in tagger.truth.items():
-        if mask.any():
-            plot.add(tagger.sdmass[mask], f"{cls} ({int(mask.sum())} jets)")
-    return plot
+# the full evaluation
 
 
 def _write_plots(taggers, metrics, plot_dir, formats):
@@ -696,22 +496,16 @@ def _write_plots(taggers, metrics, plot_dir, formats):
     tasks = list(dict.fromkeys(task for entry in metrics.values() for task in entry))
     by_name = {t.name: t for t in taggers}
     for task in tasks:
-        plot = BoostedRocPlot(task, colours=colours)
+        plot = BoostedRocPlot(task, colours=colours, mistags=MISTAGS)
         for name, entry in metrics.items():
             if task in entry:
                 plot.add(roc(by_name[name], task), dashed=by_name[name].baseline is not None)
         plot.savefig(plot_dir / f"roc_{task}", formats=formats)
-    stems = plot_stems(list(by_name))
+    stems = _plots.plot_stems(list(by_name))
     for name, entry in metrics.items():
         for task in entry:
-            sculpt = sculpting(by_name[name], task, n_boot=0)
-            sculpting_plot(by_name[name], task, sculpt).savefig(plot_dir / f"sculpting_{task}_{stems[name]}",
-                                                                formats=formats)
+            sculpting_plot(by_name[name], task).savefig(plot_dir / f"sculpting_{task}_{stems[name]}", formats=formats)
     sdmass_plot(taggers[0]).savefig(plot_dir / "sdmass_by_class", formats=formats)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the full evaluation
 
 
 def evaluate_boosted(prediction_files: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
@@ -733,11 +527,8 @@ def evaluate_boosted(prediction_files: Sequence[str | os.PathLike], out_dir: str
     bootstrap = integer(bootstrap, "bootstrap", "evaluate_boosted", minimum=0)
     taggers = load_fat_jet_taggers(prediction_files, names=names, tasks=tasks, baselines=baselines,
                                    pt_range=pt_range)
-    for note in skipped_tasks(taggers, tasks):
-        warnings.warn(note, SkippedTaskWarning, stacklevel=2)
-    with output_lock(out_dir, what="deepjet-nb evaluate-boosted"):
-        remove_stale(out_dir)
-        remove_stale(out_dir / "plots")
+    warn_skipped(skipped_tasks(taggers, tasks))
+    with evaluation_output(out_dir, "deepjet-nb evaluate-boosted"):
         metrics = compute_boosted_metrics(taggers, tasks=tasks, n_boot=bootstrap)
         if not any(metrics.values()):
             raise ArgumentError(f"evaluate_boosted: no task has both signal and QCD jets in "
@@ -751,7 +542,7 @@ def evaluate_boosted(prediction_files: Sequence[str | os.PathLike], out_dir: str
 
 def summary_table(metrics: dict) -> str:
     """A markdown table, one row per tagger and task: AUC, signal efficiency (%) at 5 % and 1 % QCD mistag with
-    their statistical errors (:func:`deepjet_nb.evaluate.format_value`; ``n/a`` where undefined) and the
+    their statistical errors (:func:`deepjet_nb.performance.format_value`; ``n/a`` where undefined) and the
     Jensen–Shannon divergence of the selected QCD mass at 5 % and 1 %."""
     header = "| tagger | task | AUC | eff@5% | eff@1% | JS@5% | JS@1% |"
     lines = [header, "|" + "---|" * 7]

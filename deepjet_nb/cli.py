@@ -15,7 +15,8 @@ import sys
 
 from .errors import DeepJetError, one_line
 
-STAGES = ("samples", "convert", "train", "predict", "evaluate", "boosted", "deploy", "service", "scan")
+STAGES = ("samples", "convert", "_train_cli", "predict", "evaluate", "boosted", "deploy", "service", "scan",
+          "verify", "inspect", "project")
 
 
 def build_parser() -> argparse.ArgumentParser:

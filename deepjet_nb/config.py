@@ -18,7 +18,6 @@ Every problem raises :class:`~deepjet_nb.errors.ConfigError` naming the config f
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import json
@@ -29,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from . import schema
+from .expressions import evaluate as evaluate_expression, names as expression_names
+from .names import DATASET_ARRAYS, identifier_problem
+from . import layouts, schema
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -41,11 +42,13 @@ DERIVED_DEFAULT = -10.0
 REQUIRED_SPECTATORS = schema.DEEPNTUPLES.required_spectators
 
 _TOP_KEYS = {"name", "schema", "tree", "selection", "classes", "inputs", "spectators", "preprocessing",
-             "weighting", "allow_truth_inputs"}
-_GROUP_KEYS = {"branches", "max_length", "sort_by", "descending", "pad_value"}
+             "weighting", "allow_truth_inputs", "truth", "collection"}
+_GROUP_KEYS = {"branches", "max_length", "sort_by", "descending", "pad_value", "link"}
 _PRE_KEYS = {"fraction", "clip", "default_values", "replace_with"}
 _WEIGHT_KEYS = {"mode", "reference_class", "apply", "seed", "pt_edges", "eta_edges", "pt_branch", "eta_branch"}
 _WEIGHT_MODES = ("reference", "flat", "none")
+# Said where a preset schema lacks a branch: files with other branches are read with a layout of their own.
+_OWN_LAYOUT = "; a file with branches of its own needs 'schema: custom'"
 _WEIGHT_APPLY = ("resample", "weight")
 
 
@@ -59,6 +62,7 @@ class InputGroup:
     sort_by: str | None = None
     descending: bool = True
     pad_value: float = 0.0
+    link: tuple[str, ...] = ()  # entries that are events: how the objects attach to the collection's objects
 
     @property
     def jagged(self) -> bool:
@@ -107,13 +111,22 @@ class DataConfig:
     preprocessing: Preprocessing
     weighting: Weighting
     allow_truth_inputs: bool = False  # an explicit opt-in for studies: generator-level branches as inputs
-    schema: str = schema.DEEPNTUPLES.name  # the ntuple layout (deepjet_nb.schema.SCHEMAS)
+    schema: str = schema.DEEPNTUPLES.name  # the ntuple layout (deepjet_nb.schema.SCHEMAS, or "custom")
+    truth: tuple[str, ...] = ()  # generator-level branches of a custom layout besides the class branches
+    collection: str | None = None  # entries are events: the counter (or a branch) of the objects to classify
     source: str = field(default="<dict>", compare=False)
 
     @property
     def ntuple(self) -> schema.Schema:
-        """The :class:`~deepjet_nb.schema.Schema` of the ntuples this config reads."""
-        return schema.get(self.schema)
+        """The :class:`~deepjet_nb.schema.Schema` of the ntuples this config reads: a preset, or for
+        ``schema: custom`` the layout this config describes (what it names; the file says the rest)."""
+        if self.schema != schema.CUSTOM:
+            return schema.get(self.schema)
+        lists = {g.name: (*g.branches, *((g.sort_by,) if g.sort_by else ())) for g in self.inputs if g.jagged}
+        scalars = [b for g in self.inputs if not g.jagged for b in g.branches]
+        scalars += [*self.spectators, *(expression_names(self.selection, self.source) if self.selection else ())]
+        return layouts.custom(self.tree, scalars, lists, self.classes, self.truth, self.weighting.pt_branch,
+                              self.weighting.eta_branch, self.source, self.collection)
 
     @property
     def required_spectators(self) -> tuple[str, ...]:
@@ -125,8 +138,9 @@ class DataConfig:
 
     @property
     def flags(self) -> tuple[str, ...]:
-        """Every truth flag used by a class, in class order."""
-        return tuple(f for flags in self.classes.values() for f in flags)
+        """Every branch the classes read (their truth flags, or the names in their expressions), in class
+        order."""
+        return layouts.class_branches(self.classes, self.source)
 
     def group(self, name: str) -> InputGroup:
         for g in self.inputs:
@@ -141,11 +155,13 @@ class DataConfig:
     def scalar_branches(self) -> tuple[str, ...]:
         """Scalar branches to read: selection, weighting, spectators, flags and scalar input groups."""
         names = [*self.selection_branches, self.weighting.pt_branch, self.weighting.eta_branch,
-                 *self.ntuple.truth_flags]
-        names += [s for s in self.spectators if s not in DERIVED_SPECTATORS]
+                 *self.ntuple.truth_flags, *self.flags]
+        generated = self.ntuple.generated
+        names += [s for s in self.spectators if s not in DERIVED_SPECTATORS and s not in generated]
         for g in self.inputs:
             if not g.jagged:
                 names += g.branches
+        names += [self.collection] if self.collection else []
         return tuple(dict.fromkeys(names))
 
     def jagged_branches(self) -> tuple[str, ...]:
@@ -156,6 +172,7 @@ class DataConfig:
                 names += g.branches
                 if g.sort_by:
                     names.append(g.sort_by)
+                names += g.link
         names += [DERIVED_SPECTATORS[s][0] for s in self.spectators if s in DERIVED_SPECTATORS]
         return tuple(dict.fromkeys(names))
 
@@ -164,9 +181,12 @@ class DataConfig:
         # absent when default: the hashes of earlier configs stay unchanged
         study = {"allow_truth_inputs": True} if self.allow_truth_inputs else {}
         layout = {"schema": self.schema} if self.schema != schema.DEEPNTUPLES.name else {}
+        truth = {"truth": list(self.truth)} if self.truth else {}
+        truth.update({"collection": self.collection} if self.collection else {})
         return {
             **study,
             **layout,
+            **truth,
             "name": self.name,
             "tree": self.tree,
             "selection": self.selection,
@@ -174,7 +194,8 @@ class DataConfig:
             "inputs": {
                 g.name: ({"branches": list(g.branches)} if not g.jagged else
                          {"branches": list(g.branches), "max_length": g.max_length, "sort_by": g.sort_by,
-                          "descending": g.descending, "pad_value": g.pad_value})
+                          "descending": g.descending, "pad_value": g.pad_value,
+                          **({"link": list(g.link)} if g.link else {})})
                 for g in self.inputs
             },
             "spectators": list(self.spectators),
@@ -254,25 +275,34 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
         if key not in raw:
             raise ConfigError(f"{source}: missing key {key!r}")
     name = _string(raw["name"], source, "name")
-    layout = _string(raw.get("schema", schema.DEEPNTUPLES.name), source, "schema")
-    if layout not in schema.SCHEMAS:
-        raise ConfigError(f"{source}: schema: unknown ntuple schema {layout!r} (known: {', '.join(schema.SCHEMAS)})")
-    ntuple = schema.get(layout)
-    tree = _string(raw.get("tree", ntuple.tree), source, "tree")
+    layout = layouts.layout_name(raw, source)
+    tree = _string(raw.get("tree", schema.get(layout).tree if layout != schema.CUSTOM else None), source, "tree")
+    truth = tuple(_strings(raw.get("truth") or [], source, "truth"))
+    if truth and layout != schema.CUSTOM:
+        raise ConfigError(f"{source}: truth: the {layout} schema lists its own truth branches; 'truth' is for "
+                          "a custom layout (schema: custom)", path=source, key="truth")
+    collection = raw.get("collection")
+    if collection is not None:
+        collection = _string(collection, source, "collection")
+        if layout != schema.CUSTOM:
+            raise ConfigError(f"{source}: collection: entries of the {layout} schema are one {schema.get(layout).entry}"
+                              " each; 'collection' is for a custom layout (schema: custom)", path=source,
+                              key="collection")
 
     classes = {}
     if not isinstance(raw["classes"], dict) or not raw["classes"]:
-        raise ConfigError(f"{source}: 'classes' must map class names to lists of truth flags")
+        raise ConfigError(f"{source}: 'classes' must map class names to lists of truth flags or expressions")
     for cls, flags in raw["classes"].items():
-        cls = _string(cls, source, "classes (a class name)")
+        cls = _identifier(cls, source, "classes")
         flags = _strings(flags, source, f"classes.{cls}")
-        for flag in flags:
-            if flag not in ntuple.truth_flags:
-                raise ConfigError(f"{source}: classes.{cls}: unknown truth flag {flag!r} of the {layout} schema "
-                                  f"(known: {', '.join(ntuple.truth_flags)})")
         if not flags:
             raise ConfigError(f"{source}: classes.{cls}: no truth flags")
         classes[str(cls)] = tuple(flags)
+    if layout == schema.CUSTOM:
+        ntuple = layouts.from_raw(raw, tree, classes, truth, collection, source)
+    else:
+        ntuple = schema.get(layout)
+        layouts.check_classes(classes, ntuple, source)
     used = [f for flags in classes.values() for f in flags]
     dup = sorted({f for f in used if used.count(f) > 1})
     if dup:
@@ -292,13 +322,15 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
         selection = _string(selection, source, "selection")
         _selection_names(selection, source, ntuple)  # validates syntax and branch names
 
-    spectators = _strings(raw.get("spectators") or [], source, "spectators")
+    spectators = [_identifier(s, source, "spectators")
+                  for s in _strings(raw.get("spectators") or [], source, "spectators")]
     derived = DERIVED_SPECTATORS if ntuple is schema.DEEPNTUPLES else {}
     for s in spectators:
         if s not in derived and s not in ntuple.scalars:
             extra = f" or one of {sorted(derived)}" if derived else ""
             raise ConfigError(f"{source}: spectators: unknown branch {s!r} (spectators are scalar branches of the "
-                              f"{layout} schema{extra})")
+                              f"{layout} schema{extra})", path=source, key=s,
+                              choices=(*ntuple.scalars, *derived), hint=_OWN_LAYOUT)
     spectators = tuple(dict.fromkeys([*ntuple.required_spectators, *spectators]))
 
     pre_raw = raw.get("preprocessing") or {}
@@ -330,7 +362,8 @@ def config_from_dict(raw: dict, source: str = "<dict>") -> DataConfig:
 
     return DataConfig(name=name, tree=tree, selection=selection, classes=classes,
                       inputs=inputs, spectators=spectators, preprocessing=pre, weighting=weighting,
-                      allow_truth_inputs=allow_truth, schema=layout, source=source)
+                      allow_truth_inputs=allow_truth, schema=layout, truth=truth, collection=collection,
+                      source=source)
 
 
 def _refuse_truth_inputs(inputs, source, ntuple):
@@ -344,85 +377,24 @@ def _refuse_truth_inputs(inputs, source, ntuple):
                     "the top of the config for a deliberate study")
 
 
-# --- selection expressions ------------------------------------------------------------------------------
-
-_BINOPS = {ast.BitAnd: np.logical_and, ast.BitOr: np.logical_or, ast.Add: np.add, ast.Sub: np.subtract,
-           ast.Mult: np.multiply, ast.Div: np.divide}
-_CMPOPS = {ast.Gt: np.greater, ast.GtE: np.greater_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
-           ast.Eq: np.equal, ast.NotEq: np.not_equal}
-_FUNCS = {"abs": np.abs}
-
+# --- selection expressions (grammar in deepjet_nb.expressions) ------------------------------------------
 
 def evaluate_selection(expression: str, arrays: dict, source: str = "<selection>") -> np.ndarray:
     """Boolean mask from a selection expression over scalar branches (numpy arrays in ``arrays``).
 
-    Grammar: names, numbers, ``+ - * /``, comparisons (chained too), ``& | ~``, ``and or not``, ``abs()``.
-    No Python ``eval``: only these nodes are accepted.
+    Grammar (:mod:`deepjet_nb.expressions`): names, numbers, ``+ - * /``, comparisons (chained too),
+    ``& | ~``, ``and or not``, ``abs()``. No Python ``eval``: only these nodes are accepted.
     """
-    tree = _parse_selection(expression, source)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(_eval(tree.body, arrays), dtype=bool)
-
-
-def _parse_selection(expression: str, source: str) -> ast.Expression:
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError as err:
-        raise ConfigError(f"{source}: selection {expression!r}: invalid syntax ({err.msg})") from None
-    for node in ast.walk(tree):
-        ok = isinstance(node, (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name,
-                               ast.Constant, ast.Call, ast.Load, ast.And, ast.Or, ast.Not, ast.Invert,
-                               ast.USub, ast.UAdd, *_BINOPS, *_CMPOPS))
-        if isinstance(node, ast.Call):
-            ok = isinstance(node.func, ast.Name) and node.func.id in _FUNCS and len(node.args) == 1
-        if isinstance(node, ast.Constant):
-            ok = isinstance(node.value, (int, float, bool))
-        if not ok:
-            raise ConfigError(f"{source}: selection {expression!r}: unsupported element "
-                              f"{ast.unparse(node) if hasattr(node, 'lineno') else type(node).__name__!r}")
-    return tree
+    return evaluate_expression(expression, arrays, source).astype(bool, copy=False)
 
 
 def _selection_names(expression: str, source: str, ntuple: schema.Schema = schema.DEEPNTUPLES) -> tuple[str, ...]:
-    tree = _parse_selection(expression, source)
-    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls]
-    for name in names:
+    found = expression_names(expression, source)
+    for name in found:
         if name not in ntuple.scalars:
             raise ConfigError(f"{source}: selection: unknown branch {name!r} (only scalar branches of the "
-                              f"{ntuple.name} schema)")
-    return tuple(dict.fromkeys(names))
-
-
-def _eval(node, arrays):
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return arrays[node.id]
-    if isinstance(node, ast.Call):
-        return _FUNCS[node.func.id](_eval(node.args[0], arrays))
-    if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, arrays)
-        if isinstance(node.op, (ast.Not, ast.Invert)):
-            return np.logical_not(value)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_eval(node.left, arrays), _eval(node.right, arrays))
-    if isinstance(node, ast.BoolOp):
-        combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-        result = _eval(node.values[0], arrays)
-        for value in node.values[1:]:
-            result = combine(result, _eval(value, arrays))
-        return result
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, arrays)
-        result = True
-        for op, comparator in zip(node.ops, node.comparators):
-            right = _eval(comparator, arrays)
-            result = np.logical_and(result, _CMPOPS[type(op)](left, right))
-            left = right
-        return result
-    raise AssertionError(f"unreachable: {ast.dump(node)}")  # _parse_selection rejected everything else
+                              f"{ntuple.name} schema)", path=source, key=name, choices=ntuple.scalars)
+    return found
 
 
 # --- validation helpers ---------------------------------------------------------------------------------
@@ -432,7 +404,8 @@ def _check_keys(mapping, allowed, source, prefix):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping")
     for key in mapping:
         if key not in allowed:
-            raise ConfigError(f"{source}: unknown key {prefix}{key!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ConfigError(f"{source}: unknown key {prefix}{key!r}", path=source, key=key,
+                              choices=sorted(allowed))
 
 
 def _number(mapping, key, default, source, prefix):
@@ -468,12 +441,24 @@ def _strings(value, source, key) -> list[str]:
     return [_string(v, source, key) for v in values]
 
 
+def _identifier(value, source, key) -> str:
+    """``value`` when it is an identifier (it becomes a file, array or branch name), else a ConfigError."""
+    problem = identifier_problem(value)
+    if problem:
+        raise ConfigError(f"{source}: {key}: {problem}")
+    return value
+
+
 def _check_fraction(fraction, source):
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"{source}: preprocessing.fraction must be in (0, 1], got {fraction}")
 
 
 def _parse_group(name, spec, source, ntuple):
+    _identifier(name, source, "inputs")
+    if name in DATASET_ARRAYS:
+        raise ConfigError(f"{source}: inputs.{name}: {name!r} is the name of an array every dataset holds "
+                          f"({', '.join(DATASET_ARRAYS)}); rename the input group")
     where = f"inputs.{name}"
     if not isinstance(spec, dict):
         raise ConfigError(f"{source}: {where} must be a mapping with 'branches'")
@@ -491,24 +476,27 @@ def _parse_group(name, spec, source, ntuple):
                 raise ConfigError(f"{source}: {where}.{key} needs max_length (scalar groups are not padded)")
         for b in branches:
             if b not in ntuple.scalars:
-                what = ("a jagged branch: give the group a max_length" if b in ntuple.jagged
-                        else f"unknown branch of the {ntuple.name} schema")
-                raise ConfigError(f"{source}: {where}: {what} {b!r}")
+                if b in ntuple.jagged:
+                    raise ConfigError(f"{source}: {where}: a jagged branch: give the group a max_length {b!r}")
+                raise ConfigError(f"{source}: {where}: unknown branch of the {ntuple.name} schema {b!r}",
+                                  path=source, key=b, choices=ntuple.scalars, hint=_OWN_LAYOUT)
         return InputGroup(name=str(name), branches=tuple(branches))
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         raise ConfigError(f"{source}: {where}.max_length must be a positive integer, got {max_length!r}")
     counters = set()
     for b in branches:
         if b not in ntuple.jagged:
-            what = ("a scalar branch in a padded group" if b in ntuple.scalars
-                    else f"unknown branch of the {ntuple.name} schema")
-            raise ConfigError(f"{source}: {where}: {what} {b!r}")
+            if b in ntuple.scalars:
+                raise ConfigError(f"{source}: {where}: a scalar branch in a padded group {b!r}")
+            raise ConfigError(f"{source}: {where}: unknown branch of the {ntuple.name} schema {b!r}",
+                              path=source, key=b, choices=ntuple.jagged, hint=_OWN_LAYOUT)
         counters.add(ntuple.counter_of(b))
     sort_by = spec.get("sort_by")
     if sort_by is not None:
         sort_by = _string(sort_by, source, f"{where}.sort_by")
         if sort_by not in ntuple.jagged:
-            raise ConfigError(f"{source}: {where}.sort_by: unknown jagged branch {sort_by!r}")
+            raise ConfigError(f"{source}: {where}.sort_by: unknown jagged branch {sort_by!r}", path=source,
+                              key=sort_by, choices=ntuple.jagged)
         counters.add(ntuple.counter_of(sort_by))
     if len(counters) > 1:
         raise ConfigError(f"{source}: {where}: branches of different object lists ({sorted(counters)}); "
@@ -516,9 +504,16 @@ def _parse_group(name, spec, source, ntuple):
     descending = spec.get("descending", True)
     if not isinstance(descending, bool):
         raise ConfigError(f"{source}: {where}.descending must be true or false, got {descending!r}")
+    link = tuple(_strings(spec.get("link") or [], source, f"{where}.link"))
+    if link and ntuple.collection is None:
+        raise ConfigError(f"{source}: {where}.link attaches objects to the objects of a collection: it needs "
+                          "'collection' (entries that are events)", path=source, key="link")
+    if len(link) > 2:
+        raise ConfigError(f"{source}: {where}.link: one parent-index branch, or a pair of index branches "
+                          f"(object, candidate), got {list(link)}", path=source, key="link")
     return InputGroup(name=str(name), branches=tuple(branches), max_length=max_length, sort_by=sort_by,
                       descending=descending,
-                      pad_value=_number(spec, "pad_value", 0.0, source, f"{where}."))
+                      pad_value=_number(spec, "pad_value", 0.0, source, f"{where}."), link=link)
 
 
 def _check_weighting(w, classes, source, ntuple):
@@ -528,7 +523,8 @@ def _check_weighting(w, classes, source, ntuple):
         raise ConfigError(f"{source}: weighting.apply must be one of {_WEIGHT_APPLY}, got {w.apply!r}")
     for key in ("pt_branch", "eta_branch"):
         if getattr(w, key) not in ntuple.scalars:
-            raise ConfigError(f"{source}: weighting.{key}: unknown branch {getattr(w, key)!r}")
+            raise ConfigError(f"{source}: weighting.{key}: unknown branch {getattr(w, key)!r}", path=source,
+                              key=getattr(w, key), choices=ntuple.scalars)
     if w.mode == "none":
         return
     if w.mode == "reference" and w.reference_class not in classes:

@@ -6,8 +6,11 @@ pT/η branches of all jets (each entry read once). The conversion pass then read
 ``step_size`` entries (so memory depends on the chunk size, not the file size), resamples before padding,
 and streams one shard per input file, named after the file's stem, into a temporary directory that is
 moved into place once complete. The manifest is rewritten (atomically) after every finished shard, so an
-interrupted run resumes where it stopped; a finished shard is redone only when its source's checksum
-(xxh3_128) changed.
+interrupted run resumes where it stopped. The manifest records the xxh3_128 checksum of every input (when
+its statistics were computed) and of every shard array (as written): a rerun redoes a shard whose bytes
+differ and refuses an input whose bytes changed (its statistics would be stale; ``reconvert`` recomputes
+them; docs/integrity.md). Each chunk goes through :mod:`deepjet_nb.jets`, the jet transform that prediction, the
+deployed model and the server share.
 
 Files are processed in parallel on local processes (``jobs``) or on a Dask distributed cluster
 (``scheduler``). A file that fails is reported by name with its cause; the others finish.
@@ -31,23 +34,27 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from ._args import integer, number, paths as as_paths
+from ._args import integer, number
 from ._atomic import check_output, remove_stale, sha256_file
 from ._lock import output_lock
-from .config import DERIVED_DEFAULT, DERIVED_SPECTATORS, DataConfig, config_from_dict, load_config
-from .config import evaluate_selection
-from .dataset import FORMAT_VERSION, MANIFEST, SHARDS, Manifest, ShardWriter
-from .errors import ArgumentError, DatasetError, DeepJetError, InputFileError, one_line
+from .dataset import ARRAY_CHECKSUMS, FORMAT_VERSION, MANIFEST, SHARDS, SOURCE_CHECKSUMS, Manifest, ShardWriter
+from .dataset import file_checksum
+from .errors import ArgumentError, DatasetError, one_line
 from .flavours import class_labels
+from .jets import (DEFAULT_STEP_SIZE, all_branches, as_config, iterate_tree, jagged_values, keep_mask,
+                   normalisation_arrays, read_chunks, scalar_arrays, transform_chunk)
+# Re-exported: code written against deepjet_nb.convert imports the public names of the jet transform from here.
+from .jets import convert_jets, derived_spectator, input_branches, iter_arrays
 from .parallel import Runner
-from .rootio import cause, open_tree
+from .rootio import input_files, input_path, open_tree
 
-DEFAULT_STEP_SIZE = 50_000  # entries per chunk: ~100 MB of DeepJet branches, fast and bounded
-CHECKSUM = "xxh3_128"  # shard record key of the source checksum (see _checksum)
+__all__ = ["convert", "ConversionResult", "weight_tables", "keep_probabilities", "register_cli", "DEFAULT_STEP_SIZE",
+           "iter_arrays", "convert_jets", "input_branches", "derived_spectator"]
+
+CHECKSUM = "xxh3_128"  # shard record key of the source checksum (dataset.file_checksum)
 
 
 @dataclass
@@ -74,25 +81,25 @@ def convert(inputs, out, config, *, jobs: int | None = None, scheduler=None, fra
             progress: bool = True) -> ConversionResult:
     """Convert ROOT ntuples ``inputs`` into a dataset directory ``out`` with data config ``config``.
 
-    Inputs: ``inputs`` paths of ROOT files (distinct stems); ``config`` a shipped name, a YAML path, a dict or
-    a :class:`DataConfig`; ``jobs`` local worker processes (default: one per file up to the CPU count; 1 runs
-    in this process); ``scheduler`` a Dask scheduler address (or a ``distributed.Client``) to run on a
-    cluster instead; ``fraction`` overrides ``preprocessing.fraction``; ``step_size`` entries per chunk;
+    Inputs: ``inputs`` ROOT files (distinct stems): paths, glob patterns, ``root://`` or fsspec URLs;
+    ``config`` a shipped name, a YAML path, a dict or a :class:`DataConfig`; ``jobs`` local worker processes
+    (default: one per file up to the CPU count; 1 runs in this process); ``scheduler`` a Dask scheduler
+    address (or a ``distributed.Client``) to run on a cluster instead; ``fraction`` overrides ``preprocessing.fraction``; ``step_size`` entries per chunk;
     ``reconvert`` discards an existing dataset made with another config (or redoes an identical one).
 
-    Output: a :class:`ConversionResult`. Finished shards of an earlier run with the same config, unchanged
-    sources and files that match the manifest are skipped (a shard whose files do not match is redone and
-    listed in ``result.redone``). Files that fail are listed in ``result.failed`` (file → cause) and leave
+    Output: a :class:`ConversionResult`. Finished shards of an earlier run with the same config whose files
+    match the manifest, content checksums included, are skipped (a shard whose files do not match is redone
+    and listed in ``result.redone``). Files that fail are listed in ``result.failed`` (file → cause) and leave
     no shard behind. ``out`` is locked while the conversion runs. Raises :class:`DatasetError` when ``out``
     holds a dataset converted with another config or from another list of inputs (a file not among those
-    of its statistics, or a stem converted from another path; unless ``reconvert``), or when no file could be
-    read; :class:`ArgumentError` for bad arguments or an unwritable ``out``; :class:`LockedError` when another
-    conversion writes into ``out``.
+    of its statistics, or a stem converted from another path), or from an input whose bytes changed since
+    (unless ``reconvert``), or when no file could be read; :class:`ArgumentError` for bad arguments or an
+    unwritable ``out``; :class:`LockedError` when another conversion writes into ``out``.
     """
-    cfg = _as_config(config)
+    cfg = as_config(config)
     if fraction is not None:
         cfg = cfg.with_fraction(number(fraction, "fraction", "convert"))
-    paths = as_paths(inputs, "convert", "input files")
+    paths = input_files(inputs, "convert")
     _check_stems(paths)
     step_size = integer(step_size, "step_size", "convert", minimum=1)
     if jobs is not None:
@@ -109,6 +116,7 @@ def _convert_locked(paths, out, cfg, jobs, scheduler, step_size, reconvert, prog
     manifest = _existing_manifest(out, cfg, reconvert)
     if manifest is not None:
         _check_inputs(manifest, paths, out)
+        _refuse_changed_sources(manifest, paths, out)
     with Runner(jobs, scheduler, len(paths), what="convert") as runner:
         if manifest is None:
             manifest = _statistics_pass(paths, cfg, step_size, runner, progress, result)
@@ -119,8 +127,8 @@ def _convert_locked(paths, out, cfg, jobs, scheduler, step_size, reconvert, prog
             if str(path) in result.failed:
                 continue
             record = done.get(path.stem)
-            if record and (out / SHARDS / path.stem).is_dir() and _source_unchanged(record, path):
-                problem = manifest.shard_problem(out, record)
+            if record and (out / SHARDS / path.stem).is_dir():
+                problem = manifest.shard_problem(out, record, content=True)
                 if problem is None:
                     result.skipped.append(path.stem)
                     continue
@@ -130,6 +138,10 @@ def _convert_locked(paths, out, cfg, jobs, scheduler, step_size, reconvert, prog
         args = (str(out / SHARDS), cfg, manifest.normalisation, tables, step_size)
         for path, ok, value in runner.map(_convert_file, todo, args, desc="converting", progress=progress,
                                           postfix=lambda r: f"{r['name']}: {r['n_jets']} jets"):
+            if ok and value[CHECKSUM] != manifest.source_checksums.get(value["source"], value[CHECKSUM]):
+                shutil.rmtree(out / SHARDS / value["name"], ignore_errors=True)
+                ok, value = False, ("changed while the dataset was converted (its statistics come from the "
+                                    "earlier content); rerun the conversion with reconvert=True (--reconvert)")
             if not ok:
                 result.failed[str(path)] = value
                 continue
@@ -140,112 +152,6 @@ def _convert_locked(paths, out, cfg, jobs, scheduler, step_size, reconvert, prog
             result.converted.append(value["name"])
     result.manifest = manifest
     return result
-
-
-def iter_arrays(path, config, normalisation: dict | None = None, *,
-                step_size: int = DEFAULT_STEP_SIZE) -> Iterator[dict[str, np.ndarray]]:
-    """Convert one ROOT file in memory, chunk by chunk, without resampling or weighting (for test data).
-
-    Inputs: ``path`` a ROOT ntuple; ``config`` a shipped name, YAML path, dict (e.g. a manifest's
-    ``"config"``) or :class:`DataConfig`; ``normalisation`` a manifest's ``"normalisation"`` (group → feature
-    → {"mean", "std"}), or None for raw values (NaN/inf/defaults still replaced, nothing clipped);
-    ``step_size`` entries per chunk.
-
-    Yields, per chunk, a dict: one float32 array per input group (``(n, *shape)``, in config order),
-    ``"label"`` int8 class index, ``"spectators"`` float32 ``(n, n_spectators)`` in ``config.spectators``
-    order. Jets in no class (isUndefined) or failing the selection are dropped, exactly as in :func:`convert`.
-    Raises :class:`InputFileError` (file, tree or branch at fault), :class:`DatasetError` when the
-    normalisation lacks a feature.
-    """
-    cfg = _as_config(config)
-    norm = _normalisation_arrays(cfg, normalisation)
-    for arrays in _read_chunks(Path(path), cfg, _all_branches(cfg), step_size):
-        out, _, _ = _process_chunk(arrays, cfg, norm, path)
-        yield out
-
-
-def convert_jets(branches, config, normalisation: dict | None = None, *,
-                 source: str = "jets") -> dict[str, np.ndarray]:
-    """Convert jets held in memory (no file): the input groups of every jet given, exactly as
-    :func:`iter_arrays` converts them from a file (same kernels, sorting, padding and normalisation), but with
-    no selection and no class: the truth flags are not needed (a service converts jets of unknown flavour).
-
-    ``branches`` maps each branch that the input groups read (:func:`input_branches`) to one value per jet: a
-    number per jet for a scalar branch (array-like ``(n,)``), a list of numbers per jet for a jagged one (a
-    list of lists or an awkward array); the branches of one object list must have the same lengths. Returns
-    group → float32 ``(n, *shape)`` in config order (NaN, inf and the default values are replaced as in a
-    file). Raises :class:`InputFileError` naming ``source`` and the branch that is missing, not numbers, or of
-    other lengths than the rest of its object list or jets.
-    """
-    cfg = _as_config(config)
-    norm = _normalisation_arrays(cfg, normalisation)
-    scalar_names, jagged_names = input_branches(cfg)
-    missing = [b for b in (*scalar_names, *jagged_names) if b not in branches]
-    if missing:
-        raise InputFileError(f"{source}: missing branch(es) {missing}")
-    arrays, n = {}, None
-    for name in scalar_names:
-        try:
-            values = np.asarray(branches[name], dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InputFileError(f"{source}: branch {name!r} must hold one number per jet") from None
-        if values.ndim != 1:
-            raise InputFileError(f"{source}: branch {name!r} must hold one number per jet, got shape "
-                                 f"{values.shape}")
-        arrays[name] = values
-    for name in jagged_names:
-        arrays[name] = _jagged_array(branches[name], name, source)
-    for name, values in arrays.items():
-        if n is None:
-            n, first = len(values), name
-        elif len(values) != n:
-            raise InputFileError(f"{source}: branch {name!r} has {len(values)} jets, {first!r} has {n}")
-    scalars = {name: arrays[name] for name in scalar_names}
-    return _input_groups(arrays, scalars, cfg, norm, np.arange(n or 0), source)
-
-
-def input_branches(config) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(scalar branches, jagged branches) that the input groups of ``config`` read, sort keys included."""
-    cfg = _as_config(config)
-    scalars, jagged = [], []
-    for g in cfg.inputs:
-        (jagged if g.jagged else scalars).extend(g.branches)
-        if g.jagged and g.sort_by:
-            jagged.append(g.sort_by)
-    return tuple(dict.fromkeys(scalars)), tuple(dict.fromkeys(jagged))
-
-
-def _jagged_array(values, name, source):
-    """One jagged branch as an awkward list array (float32 content): from an awkward array or lists of numbers."""
-    import awkward as ak
-
-    if isinstance(values, ak.Array):
-        if values.ndim != 2:
-            raise InputFileError(f"{source}: branch {name!r} must hold a list of numbers per jet")
-        return values
-    try:
-        lengths = np.fromiter((len(v) for v in values), dtype=np.int64)
-        content = np.fromiter((x for v in values for x in v), dtype=np.float32, count=int(lengths.sum()))
-    except (TypeError, ValueError):
-        raise InputFileError(f"{source}: branch {name!r} must hold a list of numbers per jet") from None
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    layout = ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(content))
-    return ak.Array(layout)
-
-
-def derived_spectator(name: str, arrays, path="<arrays>") -> np.ndarray:
-    """A derived spectator of every jet in ``arrays`` (branch → awkward array, e.g. ``tree.arrays()``).
-
-    ``name`` is a key of :data:`deepjet_nb.config.DERIVED_SPECTATORS`, e.g. ``trackCounting_sip3dSig2``, the
-    track-counting b tagger: the second-highest 3D impact-parameter significance among the jet's selected
-    tracks, -10 for jets with fewer than two. Returns float32 (n_jets,).
-    """
-    from .kernels.padding import nth_largest
-
-    branch, n = DERIVED_SPECTATORS[name]
-    offsets, values = _jagged_values(arrays, (branch,), path=path)
-    return nth_largest(offsets, values[0], n, DERIVED_DEFAULT)
 
 
 def weight_tables(histograms: np.ndarray, mode: str, reference: int | None) -> np.ndarray:
@@ -331,6 +237,8 @@ def _statistics_pass(paths, cfg, step_size, runner, progress, result):
         "weighting": weighting,
         # the inputs of the statistics: a rerun may resume them, not add others (see _check_inputs)
         "sources": [str(p.resolve()) for p in paths if p in finished],
+        # their content then: a rerun refuses an input that changed since (see _refuse_changed_sources)
+        SOURCE_CHECKSUMS: {str(p.resolve()): finished[p]["checksum"] for p in paths if p in finished},
         "shards": [],
     })
 
@@ -344,7 +252,7 @@ def _file_statistics(path, cfg, step_size):
     from .kernels.stats import feature_moments, merge_moments
     from .kernels.weights import histogram_2d
 
-    path = Path(path)
+    path = input_path(path)
     excluded = np.asarray(cfg.preprocessing.default_values, dtype=np.float64)
     w = cfg.weighting
     n_classes = len(cfg.classes)
@@ -363,39 +271,40 @@ def _file_statistics(path, cfg, step_size):
         hist += histogram_2d(scalars[w.pt_branch][keep], scalars[w.eta_branch][keep], label[keep], edges[0],
                              edges[1], n_classes)
 
-    with _objects_before_frozen(), open_tree(path, cfg.tree, _all_branches(cfg), cfg.ntuple) as tree:  # opened once
+    with _objects_before_frozen(), open_tree(path, cfg.tree, all_branches(cfg), cfg.ntuple) as tree:  # opened once
+        checksum = file_checksum(path)  # once the file opened: a missing or unreadable one is named by open_tree
         if tree.num_entries == 0:  # an input without jets gives a 0-row shard (docs/formats.md §2)
-            return {"moments": moments, "histogram": hist, "n_selected": 0}
+            return {"moments": moments, "histogram": hist, "n_selected": 0, "checksum": checksum}
         stop = max(1, math.ceil(cfg.preprocessing.fraction * tree.num_entries))
-        for arrays in _iterate(tree, path, cfg, inputs, step_size, entry_stop=stop):
-            scalars = _scalars(arrays, cfg, input_scalars)
+        for arrays in iterate_tree(tree, path, cfg, inputs, step_size, entry_stop=stop):
+            scalars = scalar_arrays(arrays, cfg, input_scalars)
             label = class_labels(scalars, cfg.classes)
-            keep = _keep(scalars, cfg, label)
+            keep = keep_mask(scalars, cfg, label)
             count(scalars, label, keep)
             for g in cfg.inputs:
                 if g.jagged:
-                    offsets, values = _jagged_values(arrays, g.branches, path)
+                    offsets, values = jagged_values(arrays, g.branches, path)
                     values = values[:, np.repeat(keep, np.diff(offsets))]
                 else:
                     values = np.stack([scalars[b] for b in g.branches])[:, keep]
                 m = feature_moments(values, excluded)
                 moments[g.name] = m if g.name not in moments else merge_moments(*moments[g.name], *m)
         if stop < tree.num_entries:
-            for arrays in _iterate(tree, path, cfg, needed, step_size, entry_start=stop):
-                scalars = _scalars(arrays, cfg, needed)
+            for arrays in iterate_tree(tree, path, cfg, needed, step_size, entry_start=stop):
+                scalars = scalar_arrays(arrays, cfg, needed)
                 label = class_labels(scalars, cfg.classes)
-                count(scalars, label, _keep(scalars, cfg, label))
-    return {"moments": moments, "histogram": hist, "n_selected": n_selected}
+                count(scalars, label, keep_mask(scalars, cfg, label))
+    return {"moments": moments, "histogram": hist, "n_selected": n_selected, "checksum": checksum}
 
 
 def _convert_file(path, shards_dir, cfg, normalisation, tables, step_size):
     """Worker: convert one file into ``shards_dir/<stem>/`` atomically; returns its manifest record."""
     from .kernels.weights import lookup_2d, resample_indices
 
-    path = Path(path)
+    path = input_path(path)
     stem = path.stem
-    checksum = _checksum(path)
-    norm = _normalisation_arrays(cfg, normalisation)
+    checksum = file_checksum(path)
+    norm = normalisation_arrays(cfg, normalisation)
     w = cfg.weighting
     # Seeded per file (not per worker) so local processes and Dask give the same bytes.
     rng = np.random.default_rng([w.seed, int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")])
@@ -406,9 +315,9 @@ def _convert_file(path, shards_dir, cfg, normalisation, tables, step_size):
             def resample(pt, eta, label):
                 p = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"], tables["keep"])
                 return resample_indices(p, rng.random(len(p)))
-        for arrays in _read_chunks(path, cfg, _all_branches(cfg), step_size):
+        for arrays in read_chunks(path, cfg, all_branches(cfg), step_size):
             # Resampled before padding: rejected jets cost no padding and no copy.
-            out, pt, eta = _process_chunk(arrays, cfg, norm, path, resample)
+            out, pt, eta = transform_chunk(arrays, cfg, norm, path, resample)
             label = out["label"]
             if w.mode != "none" and tables is not None and w.apply == "weight":
                 out["weight"] = lookup_2d(pt, eta, label, tables["pt_edges"], tables["eta_edges"], tables["weights"])
@@ -416,110 +325,8 @@ def _convert_file(path, shards_dir, cfg, normalisation, tables, step_size):
                 out["weight"] = np.ones(len(label), dtype=np.float32)
             shard.append(out)
     n_jets = shard.n_jets
-    return {"name": stem, "source": str(path.resolve()), CHECKSUM: checksum, "n_jets": n_jets}
-
-
-# --- chunk processing (shared by convert, iter_arrays and the statistics pass) ---------------------------
-
-def _process_chunk(arrays, cfg, norm, path, resample=None):
-    """One chunk → (dict of output arrays for kept jets, weighting pT, weighting η of kept jets).
-
-    Kept jets: those in a class and passing the selection, then, with ``resample(pt, eta, label)`` given, the
-    ones among them at the indices it returns (resampling before padding saves work on rejected jets).
-    """
-    w = cfg.weighting
-    scalars = _scalars(arrays, cfg)
-    label = class_labels(scalars, cfg.classes)
-    jets = np.flatnonzero(_keep(scalars, cfg, label))
-    if resample is not None:
-        jets = jets[resample(scalars[w.pt_branch][jets], scalars[w.eta_branch][jets], label[jets])]
-    out = _input_groups(arrays, scalars, cfg, norm, jets, path)
-    out["label"] = label[jets]
-    spectators = np.empty((len(jets), len(cfg.spectators)), dtype=np.float32)
-    for i, name in enumerate(cfg.spectators):
-        if name in DERIVED_SPECTATORS:
-            spectators[:, i] = derived_spectator(name, arrays, path)[jets]
-        else:
-            spectators[:, i] = scalars[name][jets]
-    out["spectators"] = spectators
-    return out, scalars[w.pt_branch][jets], scalars[w.eta_branch][jets]
-
-
-def _input_groups(arrays, scalars, cfg, norm, jets, path):
-    """The input groups of the jets at indices ``jets``: group → float32 ``(len(jets), *shape)``, sorted,
-    truncated, padded and standardised (shared by files and by jets given in memory)."""
-    from .kernels.padding import pad_sorted
-    from .kernels.stats import standardise
-
-    pre = cfg.preprocessing
-    excluded = np.asarray(pre.default_values, dtype=np.float64)
-    out = {}
-    for g in cfg.inputs:
-        mean, std, clip = norm[g.name]
-        if g.jagged:
-            offsets, values = _jagged_values(arrays, g.branches, path=path)
-            if g.sort_by is None:
-                key = np.empty(0, dtype=np.float32)
-            elif g.sort_by in g.branches:
-                key = values[g.branches.index(g.sort_by)]
-            else:
-                key = _jagged_values(arrays, (g.sort_by,), path=path)[1][0]
-            out[g.name] = pad_sorted(offsets, values, key, jets, g.max_length, g.descending,
-                                     np.float32(g.pad_value), mean, std, excluded, pre.replace_with, clip)
-        else:
-            values = np.stack([scalars[b][jets] for b in g.branches])
-            out[g.name] = np.ascontiguousarray(standardise(values, mean, std, excluded, pre.replace_with, clip).T)
-    return out
-
-
-def _scalars(arrays, cfg, names=None):
-    names = cfg.scalar_branches() if names is None else names
-    return {name: np.asarray(arrays[name]).astype(np.float32, copy=False) for name in names}
-
-
-def _keep(scalars, cfg, label=None):
-    label = class_labels(scalars, cfg.classes) if label is None else label
-    keep = label >= 0
-    if cfg.selection:
-        keep &= evaluate_selection(cfg.selection, scalars, cfg.source)
-    return keep
-
-
-def _jagged_values(arrays, branches, path):
-    """(offsets int64 starting at 0, values float32 (n_branches, n_objects)) of jagged branches of one kind."""
-    import awkward as ak
-
-    offsets = None
-    rows = []
-    for name in branches:
-        layout = arrays[name].layout
-        if not isinstance(layout, ak.contents.ListOffsetArray):
-            layout = ak.to_packed(arrays[name]).layout
-        offs = np.asarray(layout.offsets.data, dtype=np.int64)
-        content = layout.content.data[offs[0]:offs[-1]]
-        offs = offs - offs[0]
-        if offsets is None:
-            offsets = offs
-        elif not np.array_equal(offs, offsets):
-            raise InputFileError(f"{path}: branch {name!r} has other list lengths than {branches[0]!r}")
-        rows.append(content.astype(np.float32, copy=False))
-    return offsets, np.stack(rows)
-
-
-def _normalisation_arrays(cfg, normalisation):
-    """group → (mean float64, std float64, clip) in branch order; None gives raw values (no clipping)."""
-    norm = {}
-    for g in cfg.inputs:
-        if normalisation is None:
-            norm[g.name] = (np.zeros(len(g.branches)), np.ones(len(g.branches)), 0.0)
-            continue
-        try:
-            stats = [normalisation[g.name][b] for b in g.branches]
-        except KeyError as err:
-            raise DatasetError(f"normalisation has no entry {err.args[0]!r} for input group {g.name!r}") from None
-        norm[g.name] = (np.array([s["mean"] for s in stats], dtype=np.float64),
-                        np.array([s["std"] for s in stats], dtype=np.float64), float(cfg.preprocessing.clip))
-    return norm
+    return {"name": stem, "source": str(path.resolve()), CHECKSUM: checksum, "n_jets": n_jets,
+            ARRAY_CHECKSUMS: shard.checksums}
 
 
 def _weight_tables_from_manifest(manifest, cfg):
@@ -550,49 +357,14 @@ def _objects_before_frozen():
         gc.unfreeze()
 
 
-def _all_branches(cfg):
-    return cfg.scalar_branches() + cfg.jagged_branches()
-
-
-def _read_chunks(path, cfg, branches, step_size, entry_stop=None):
-    """Chunks (dict branch → awkward array) of ``step_size`` entries; read errors name the file."""
-    with open_tree(path, cfg.tree, branches, cfg.ntuple) as tree:
-        yield from _iterate(tree, path, cfg, branches, step_size, entry_stop)
-
-
-def _iterate(tree, path, cfg, branches, step_size, entry_stop=None, entry_start=None):
-    try:
-        for arrays in tree.iterate(list(branches), step_size=step_size, entry_start=entry_start,
-                                   entry_stop=entry_stop, library="ak", how=dict):
-            yield arrays
-    except (DeepJetError, GeneratorExit):
-        raise
-    except Exception as err:  # decompression / deserialisation errors of a truncated or corrupt file
-        raise InputFileError(f"{path}: cannot read tree {cfg.tree!r} ({cause(err, path)})") from None
-
-
-def _checksum(path):
-    """xxh3_128 hex digest of the file's bytes: detects a changed source when resuming (not a security hash;
-    it runs at memory speed, where sha256 cost a visible share of a conversion)."""
-    import xxhash
-
-    digest = xxhash.xxh3_128()
-    buffer = bytearray(1 << 22)
-    view = memoryview(buffer)
-    with open(path, "rb") as f:
-        while n := f.readinto(buffer):
-            digest.update(view[:n])
-    return digest.hexdigest()
-
-
 def _source_unchanged(record, path):
     """Whether ``path`` still has the checksum its shard record holds (sha256 in datasets written before
-    xxh3_128 became the checksum; they resume too)."""
+    xxh3_128 became the checksum)."""
     if CHECKSUM in record:
-        return record[CHECKSUM] == _checksum(path)
+        return record[CHECKSUM] == file_checksum(path)
     if "sha256" in record:
         return record["sha256"] == sha256_file(path)
-    return False
+    return True  # nothing recorded to compare with
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -639,21 +411,33 @@ def _check_inputs(manifest, paths, out):
                                f"weights were computed from (added, moved, or failed in the first run); {hint}")
 
 
+def _refuse_changed_sources(manifest, paths, out):
+    """Refuse a rerun with an input whose bytes changed since the statistics were computed from it: its jets
+    would be standardised and weighted with the old content's statistics, which a fresh conversion would not
+    do. Compared with the statistics' checksums, or (older manifests) with the shard record's."""
+    expected = manifest.source_checksums
+    records = {s["name"]: s for s in manifest.shards}
+    for path in paths:
+        source = str(path.resolve())
+        if source in expected:
+            changed = file_checksum(path) != expected[source]
+        else:
+            changed = path.stem in records and not _source_unchanged(records[path.stem], path)
+        if changed:
+            raise DatasetError(f"{out}: {path} changed since the dataset's statistics (normalisation and weights) "
+                               f"were computed from it; pass reconvert=True (--reconvert) to recompute them and "
+                               f"convert every input again, or write into another directory", path=path)
+
+
 def _check_stems(paths):
     seen = {}
     for p in paths:
+        if not p.stem or p.stem.startswith("."):  # "..root" has the stem ".": its shard would be shards/ itself
+            raise ArgumentError(f"convert: {p}: a stem starting with '.' cannot name a shard (rename the file)")
         if p.stem in seen:
             raise ArgumentError(f"convert: {seen[p.stem]} and {p} have the same stem {p.stem!r}; "
                                 "shards are named after it")
         seen[p.stem] = p
-
-
-def _as_config(config):
-    if isinstance(config, DataConfig):
-        return config
-    if isinstance(config, dict):
-        return config_from_dict(config, source="<manifest config>")
-    return load_config(config)
 
 
 # --- command line ---------------------------------------------------------------------------------------
@@ -664,7 +448,7 @@ def register_cli(subparsers):
         "convert", help="convert ROOT ntuples into a training dataset (shards + manifest)",
         description="Convert ROOT ntuples into a dataset directory: a statistics pass, then one shard per "
                     "input file (resumable; parallel over files). Exit code 1 if any file failed.")
-    p.add_argument("files", nargs="+", metavar="FILES", help="input ROOT files (distinct stems)")
+    p.add_argument("files", nargs="+", metavar="FILES", help="input ROOT files (distinct stems): paths, glob patterns, root:// or fsspec URLs")
     p.add_argument("--config", required=True, metavar="NAME|PATH", help="data config: deepjet, deepcsv or a YAML path")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset directory")
     p.add_argument("--jobs", type=int, default=None, metavar="J", help="local worker processes (default: one per file up to the CPU count)")

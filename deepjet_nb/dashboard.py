@@ -151,6 +151,14 @@ class TrainingDashboard(keras.callbacks.Callback):
             self._stop_button.description = self.finished.capitalize()
             self._update_widgets()
 
+    def notice(self, message: str):
+        """Show a warning line (e.g. a credential about to expire): in the widget's output area, or printed in
+        text mode."""
+        if self.widget is not None:
+            self._lines.append_stdout(f"⚠ {message}\n")
+        else:
+            print(f"warning: {message}", file=self._stream or sys.stdout, flush=True)
+
     def show(self):
         """Display the widget (once) in the current notebook cell; nothing in text mode."""
         if self.widget is not None and not self._shown:
@@ -188,12 +196,13 @@ class TrainingDashboard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         t0 = time.perf_counter()
-        self.step = batch + 1
+        # With steps_per_execution > 1 Keras calls back once per chunk of steps, with the chunk's last batch.
+        previous, self.step = self.step, batch + 1
         if self.phase == "compiling":
             self.phase = "training"
         elif math.isfinite(self._last_batch_end):
-            self._step_times.append(t0 - self._last_batch_end)
-        if self.step % self.loss_every == 0 and logs and "loss" in logs:
+            self._step_times.append((t0 - self._last_batch_end) / max(self.step - previous, 1))
+        if self.step // self.loss_every > previous // self.loss_every and logs and "loss" in logs:
             self._add_loss_point(float(logs["loss"]))
         if self._events is not None:
             self._events.poll()  # may press Stop
@@ -355,7 +364,8 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", 
     """
     pts = {k: [(x, y) for x, y in v if math.isfinite(y)] for k, v in series.items()}
     allp = [p for v in pts.values() for p in v]
-    pad_l, pad_r, pad_t, pad_b = 48, 10, 22, 30
+    # The legend is one row between the title and the frame, so it never covers a line.
+    pad_l, pad_r, pad_t, pad_b = 48, 10, 36, 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'style="font:11px sans-serif;background:#fff">',
            f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{title}</text>']
@@ -370,10 +380,12 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", 
         sy = lambda y: height - pad_b - (y - y0) / (y1 - y0) * (height - pad_t - pad_b)  # noqa: E731
         out.append(f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" '
                    f'height="{height - pad_t - pad_b}" fill="none" stroke="#999"/>')
-        for y in (y0, y1):
+        for y in _nice_ticks(y0, y1):
+            out.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
             out.append(f'<text x="{pad_l - 4}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
         out.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">{xlabel} ({x0:.0f}–{x1:.0f})'
                    f'</text>')
+        legend_x = pad_l
         for i, (label, v) in enumerate(pts.items()):
             colour = (colours or {}).get(label) or _COLOURS[i % len(_COLOURS)]
             if len(v) > 1:
@@ -382,11 +394,25 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], *, title: str = "", 
             for x, y in v[-1:] if len(v) > 1 else v:
                 out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
             if v:  # a series without points yet gets no legend entry
-                out.append(f'<text x="{pad_l + 6}" y="{pad_t + 14 + 13 * i}" fill="{colour}">{label}</text>')
+                out.append(f'<text x="{legend_x}" y="{pad_t - 5}" fill="{colour}">&#9632; {label}</text>')
+                legend_x += 7 * (len(str(label)) + 2) + 10  # about 7 px per character of the 11 px font
     else:
         out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#999">waiting…</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
+    """About ``target`` round values (steps of 1, 2, 2.5 or 5 times a power of ten) inside [low, high], for a
+    readable axis; [low, high] itself when the range holds fewer than two of them."""
+    raw = (high - low) / target
+    if not (math.isfinite(raw) and raw > 0):
+        return [low, high]
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / step - 1e-9) * step
+    ticks = [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+    return [round(t, 12) for t in ticks] if len(ticks) >= 2 else [low, high]
 
 
 def _in_kernel() -> bool:

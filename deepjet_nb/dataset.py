@@ -26,15 +26,23 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+import xxhash
 
 from ._atomic import atomic_path
 from ._jsonio import read_object, write_json
 from .errors import DatasetError
+from .names import DATASET_ARRAYS, identifier_problem
 
 MANIFEST = "manifest.json"
 SHARDS = "shards"
 FORMAT_VERSION = 1
-PER_JET = ("label", "weight", "spectators")  # arrays of every shard besides the input groups
+PER_JET = DATASET_ARRAYS  # arrays of every shard besides the input groups
+# Shard record key: array key → xxh3_128 (hex, the ``xxhash`` package) of the array's data bytes as written,
+# i.e. the file's bytes after its .npy header (the header is checked field by field).
+ARRAY_CHECKSUMS = "xxh3_128_arrays"
+# Manifest key: source path → xxh3_128 of the source's bytes when the statistics were computed from it.
+SOURCE_CHECKSUMS = "source_checksums"
+_BLOCK = 1 << 22  # bytes read at a time when hashing a file
 _REQUIRED = ("classes", "inputs", "spectators", "normalisation", "shards")
 
 
@@ -93,34 +101,33 @@ class Manifest(dict):
     def shard_names(self) -> list[str]:
         return [s["name"] for s in self["shards"]]
 
-    def shard_problem(self, directory: str | os.PathLike, record: Mapping) -> str | None:
+    @property
+    def source_checksums(self) -> dict[str, str]:
+        """Source path → xxh3_128 of its bytes when the statistics were computed ({} in older manifests)."""
+        return dict(self.get(SOURCE_CHECKSUMS) or {})
+
+    def shard_problem(self, directory: str | os.PathLike, record: Mapping, *, content: bool = False) -> str | None:
         """What is wrong with the files of shard ``record`` in dataset ``directory`` (a missing file, a
         truncated or resized one, another number of rows or shape than this manifest says), or None when they
-        match. Reads only the ``.npy`` headers and file sizes."""
-        n = int(record["n_jets"])
+        match. Reads only the ``.npy`` headers and file sizes; with ``content`` also every array's bytes, compared
+        with the record's content checksums (records of datasets converted before they existed have none)."""
         shard_dir = Path(directory) / SHARDS / record["name"]
-        expected = {g: (np.dtype(np.float32), (n, *map(int, spec["shape"]))) for g, spec in self["inputs"].items()}
-        expected.update(label=(np.dtype(np.int8), (n,)), weight=(np.dtype(np.float32), (n,)),
-                        spectators=(np.dtype(np.float32), (n, len(self["spectators"]))))
-        for key, (dtype, shape) in expected.items():
+        checksums = record.get(ARRAY_CHECKSUMS) or {}
+        for key, (dtype, shape) in self.shard_layout(int(record["n_jets"])).items():
             file = shard_dir / f"{key}.npy"
-            try:
-                with open(file, "rb") as f:
-                    version = np.lib.format.read_magic(f)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    have_shape, _, have_dtype = read_header(f)
-                    offset = f.tell()
-                size = file.stat().st_size
-            except FileNotFoundError:
-                return f"{file}: missing"
-            except (OSError, ValueError) as err:
-                return f"{file}: not a readable .npy file ({' '.join(str(err).split())})"
-            if tuple(have_shape) != shape or have_dtype != dtype:
-                return f"{file}: {have_dtype}{list(have_shape)}, the manifest says {dtype}{list(shape)}"
-            if size != offset + dtype.itemsize * int(np.prod(shape)):
-                return f"{file}: {size} bytes, {offset + dtype.itemsize * int(np.prod(shape))} expected (truncated?)"
+            problem, offset = _npy_problem(file, dtype, shape)
+            if problem is None and content and key in checksums:
+                problem = _content_problem(file, offset, checksums[key])
+            if problem:
+                return problem
         return None
+
+    def shard_layout(self, n_jets: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """Array key → (dtype, shape) of the files of a shard of ``n_jets`` jets, input groups first."""
+        layout = {g: (np.dtype(np.float32), (n_jets, *map(int, spec["shape"]))) for g, spec in self["inputs"].items()}
+        layout.update(label=(np.dtype(np.int8), (n_jets,)), weight=(np.dtype(np.float32), (n_jets,)),
+                      spectators=(np.dtype(np.float32), (n_jets, len(self["spectators"]))))
+        return layout
 
     @property
     def n_jets(self) -> int:
@@ -192,13 +199,42 @@ class Dataset(ManifestView):
     def config(self):
         return self.manifest.config
 
-    def verify(self) -> None:
-        """Check every shard's files against the manifest (rows, shapes, sizes; headers only). Raises
-        :class:`DatasetError` naming the first file that does not match (reconvert it)."""
+    def verify(self, *, content: bool = True) -> None:
+        """Check every shard's files against the manifest: rows, shapes and sizes from the headers, and with
+        ``content`` (the default) every array's bytes against the content checksums the converter recorded (one
+        read of the dataset, at memory speed when it is cached). Raises :class:`DatasetError` naming the first
+        file that does not match (a rerun of the conversion redoes it)."""
+        for problem in self.problems(content=content):
+            raise DatasetError(f"{problem}; rerun the conversion to redo the shard (deepjet-nb convert)",
+                               path=self.path)
+
+    def problems(self, *, content: bool = True) -> Iterator[str]:
+        """What is wrong with each shard that does not match the manifest (see :meth:`verify`), shard by shard."""
         for record in self.manifest.shards:
-            problem = self.manifest.shard_problem(self.path, record)
+            problem = self.manifest.shard_problem(self.path, record, content=content)
             if problem:
-                raise DatasetError(f"{problem}; reconvert the dataset (deepjet-nb convert)")
+                yield problem
+
+    def check_values(self, name: str, arrays: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> None:
+        """Refuse arrays of shard ``name`` that training cannot use: NaN or ±inf in an input group or the
+        weights, or a label that is not a class index. ``rows`` gives the shard row of each array row when the
+        arrays hold a selection of the shard. Raises :class:`DatasetError` naming the file, the row and (for an
+        input group) the feature; the converter never writes such values, so the shard changed after it.
+
+        Cheap: one vectorised sum per array (NaN and inf survive a sum); the row is searched only when it fails.
+        """
+        for key, array in arrays.items():
+            if key in self.inputs or key == "weight":
+                row, what = _first_non_finite(array, self.inputs.get(key, {}).get("features"))
+            elif key == "label":
+                row, what = _first_out_of_range(array, len(self.classes))
+            else:
+                continue
+            if row is not None:
+                shard_row = int(rows[row]) if rows is not None else row
+                raise DatasetError(f"{self.path / SHARDS / name / (key + '.npy')}: row {shard_row}: {what}; the "
+                                   f"converter does not write this, so the file changed after conversion (check "
+                                   f"it with deepjet-nb verify {self.path})", path=self.path / SHARDS / name)
 
     def shard_jets(self) -> dict[str, int]:
         """Number of jets of each shard, in input order."""
@@ -274,6 +310,8 @@ def _layout_problem(raw: dict) -> str | None:
     if not isinstance(inputs, dict) or not inputs:
         return "'inputs' must map input groups to {\"shape\", \"features\"}"
     for group, spec in inputs.items():
+        if identifier_problem(group) or group in DATASET_ARRAYS:
+            return f"inputs: {group!r} cannot name an input group (an identifier other than {DATASET_ARRAYS})"
         shape = spec.get("shape") if isinstance(spec, dict) else None
         if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
             return f"inputs.{group}: 'shape' must be a list of positive integers"
@@ -285,9 +323,88 @@ def _layout_problem(raw: dict) -> str | None:
         if not (isinstance(record, dict) and isinstance(record.get("name"), str)
                 and isinstance(record.get("n_jets"), int) and record["n_jets"] >= 0):
             return f"shards[{i}] must be an object with a 'name' and a number of jets 'n_jets'"
+        if record["name"] in ("", ".", "..") or "/" in record["name"] or os.sep in record["name"]:
+            return f"shards[{i}]: {record['name']!r} cannot name a shard directory"
     if "weighting" in raw and not isinstance(raw["weighting"], dict):
         return "'weighting' must be an object"
     return None
+
+
+def _npy_problem(file: Path, dtype: np.dtype, shape: tuple) -> tuple[str | None, int]:
+    """(what is wrong with the .npy header or size of ``file`` for an array of ``dtype`` and ``shape`` or None,
+    offset of its data)."""
+    try:
+        with open(file, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            have_shape, _, have_dtype = read_header(f)
+            offset = f.tell()
+        size = file.stat().st_size
+    except FileNotFoundError:
+        return f"{file}: missing", 0
+    except (OSError, ValueError) as err:
+        return f"{file}: not a readable .npy file ({' '.join(str(err).split())})", 0
+    if tuple(have_shape) != shape or have_dtype != dtype:
+        return f"{file}: {have_dtype}{list(have_shape)}, the manifest says {dtype}{list(shape)}", offset
+    expected = offset + dtype.itemsize * int(np.prod(shape))
+    if size != expected:
+        return f"{file}: {size} bytes, {expected} expected (truncated?)", offset
+    return None, offset
+
+
+def _content_problem(file: Path, offset: int, checksum: str) -> str | None:
+    """What differs between the data bytes of ``file`` (from ``offset``) and their recorded checksum, or None."""
+    try:
+        have = file_checksum(file, offset)
+    except OSError as err:
+        return f"{file}: cannot read ({err.strerror})"
+    if have != checksum:
+        return f"{file}: content differs from the conversion (xxh3_128 {have[:12]}…, recorded {checksum[:12]}…)"
+    return None
+
+
+def file_checksum(path: str | os.PathLike, offset: int = 0) -> str:
+    """xxh3_128 hex digest of the bytes of ``path`` from ``offset`` on, read in blocks (bounded memory). A
+    fast hash that detects changed or corrupted bytes; not a security hash."""
+    digest = xxhash.xxh3_128()
+    buffer = bytearray(_BLOCK)
+    view = memoryview(buffer)
+    from .rootio import open_bytes  # a local file or a URL (root://, fsspec)
+
+    with open_bytes(path) as f:
+        f.seek(offset)
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def _first_non_finite(array: np.ndarray, features=None) -> tuple[int | None, str]:
+    """(first row of ``array`` holding NaN or ±inf, what and where) or (None, "")."""
+    if array.size == 0:
+        return None, ""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(array, axis=None)
+    if np.isfinite(total):  # the fast path: a NaN or an inf would have made the sum non-finite
+        return None, ""
+    bad = ~np.isfinite(array.reshape(len(array), -1))
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size == 0:  # the sum overflowed: every value is finite
+        return None, ""
+    row = int(rows[0])
+    value = array.reshape(len(array), -1)[row][bad[row]][0]
+    if features and array.ndim > 1:
+        column = int(np.flatnonzero(bad[row])[0]) % array.shape[-1]
+        return row, f"{value} in feature {features[column]!r}"
+    return row, f"{value}"
+
+
+def _first_out_of_range(label: np.ndarray, n_classes: int) -> tuple[int | None, str]:
+    """(first row whose label is not a class index 0..n_classes-1, what) or (None, "")."""
+    if label.size == 0 or (label.min() >= 0 and label.max() < n_classes):
+        return None, ""
+    row = int(np.flatnonzero((label < 0) | (label >= n_classes))[0])
+    return row, f"label {int(label[row])} is not a class index (0 to {n_classes - 1})"
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:
@@ -311,6 +428,7 @@ class ShardWriter:
                         "label": (np.int8, ()), "weight": (np.float32, ()),
                         "spectators": (np.float32, (int(n_spectators),))}
         self.n_jets = 0
+        self.checksums: dict[str, str] = {}  # array key → xxh3_128 of its data bytes, once the shard is complete
 
     def __enter__(self) -> ShardWriter:
         self._stack = contextlib.ExitStack()
@@ -334,6 +452,7 @@ class ShardWriter:
 
     def __exit__(self, *exc):
         # the appenders close (headers final) before the directory moves into place
+        self.checksums = {key: appender.digest.hexdigest() for key, appender in self._appenders.items()}
         return self._stack.__exit__(*exc)
 
 
@@ -351,6 +470,7 @@ class _NpyAppender:
         self.dtype = np.dtype(dtype)
         self.inner_shape = tuple(inner_shape)
         self.n = 0
+        self.digest = xxhash.xxh3_128()  # of the data bytes as they are written: no second read to checksum them
         self.file = open(self.path, "wb")
         self.file.write(self._header())
 
@@ -359,7 +479,9 @@ class _NpyAppender:
         if array.shape[1:] != self.inner_shape:
             raise AssertionError(f"{self.path}: chunk shape {array.shape[1:]} != {self.inner_shape}")
         if array.size:
-            self.file.write(memoryview(array.reshape(-1)).cast("B"))
+            data = memoryview(array.reshape(-1)).cast("B")
+            self.file.write(data)
+            self.digest.update(data)
         self.n += len(array)
 
     def close(self):

@@ -3,7 +3,7 @@
 generate ttbar + QCD training samples and a held-out ttbar test sample -> convert with the DeepCSV and DeepJet
 configs -> train both networks, and a gradient-boosted-tree reference on the DeepCSV inputs, with the recipes
 that one validation-only procedure chose for all three (``DEMO_RECIPES``; DeepJet in a process of its own beside
-the other two, since its recurrent layers keep only one core busy) -> predict on the test sample ->
+the other two, the two processes sharing the cores) -> predict on the test sample ->
 evaluate against track counting, with the paired DeepJet − DeepCSV difference and the spread between training
 seeds -> export both networks for production, checked against training on the test sample. The conversion,
 training and evaluation steps run the pipeline notebooks of ``notebooks/`` with papermill; their executed
@@ -126,8 +126,8 @@ def run(out="runs/demo", scale: str = "default", seed: int = 1, seeds: int | Non
         _log(f"convert {len(train_files)} files with the {config} config")
         _notebook("convert", out, f"convert_{config}", inputs=[str(p) for p in train_files], config=config,
                   out_dir=str(out / "data" / config), jobs=size.jobs)
-    # DeepJet's recurrent layers keep one core busy whatever the threads allowed, so its trainings run in a
-    # process of their own while DeepCSV and the boosted trees train on the other core.
+    # DeepJet's trainings run in a process of their own, beside DeepCSV and the boosted trees: the two sequences
+    # share the two cores (alone, DeepJet uses both: benchmarks/train_speed.py, docs/reference.md §4).
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         beside = pool.submit(_train_seeds, out, size, SEPARATE, seed, seeds, test_files)
         try:

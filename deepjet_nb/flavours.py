@@ -71,6 +71,13 @@ TASKS = {
 }
 
 
+def flavour_classes(class_names) -> bool:
+    """Whether training classes of these names are jet flavours (:data:`CLASS_FLAVOURS`, a b class among
+    them): then a config of one's own is evaluated, validated and exported by flavour, like DeepNTuples."""
+    names = list(class_names or ())
+    return bool(names) and all(n in CLASS_FLAVOURS for n in names) and any(CLASS_FLAVOURS[n] == "b" for n in names)
+
+
 def task(name: str) -> Task:
     """The :class:`Task` called ``name``; raises :class:`ArgumentError` listing the known ones."""
     if name not in TASKS:
@@ -112,17 +119,36 @@ def truth_flavour(flags: Mapping[str, np.ndarray], *, source: str = "flags") -> 
     return out
 
 
+def flavour_from_classes(class_truth: Mapping[str, np.ndarray], class_flavours: Mapping[str, str]) -> np.ndarray:
+    """Evaluation flavour of each jet from its class truth (``truth_is<Class>``: 0/1 per jet) and the flavour
+    of each class: for files without the raw flavour flags, such as those of a layout of one's own whose
+    classes are flavours (``B: [hadronFlavour == 5]``). Returns int8 codes as :func:`truth_flavour` (-1 for a
+    jet of no class or of a class without flavour)."""
+    out = None
+    for cls, truth in class_truth.items():
+        truth = np.asarray(truth) != 0
+        out = np.full(len(truth), UNDEFINED, dtype=np.int8) if out is None else out
+        flavour = class_flavours.get(cls)
+        if flavour in FLAVOUR_CODES:
+            out[truth] = FLAVOUR_CODES[flavour]
+    return np.zeros(0, dtype=np.int8) if out is None else out
+
+
 def class_labels(flags: Mapping[str, np.ndarray], classes: Mapping[str, Sequence[str]]) -> np.ndarray:
     """Class index (int8) per jet from raw truth flags: the class whose flags sum to > 0, else -1.
 
-    ``classes`` maps class name → its flags (a data config's ``classes``), in class-index order.
+    ``classes`` maps class name → its flags (a data config's ``classes``), in class-index order; an entry that
+    is not a branch of ``flags`` is an expression over them (``hadronFlavour == 5``, :mod:`.expressions`).
     """
+    from .expressions import evaluate
+
     n = len(next(iter(flags.values())))
     label = np.full(n, -1, dtype=np.int8)
     for index, names in enumerate(classes.values()):
         total = np.zeros(n, dtype=np.int64)
         for name in names:
-            total += np.asarray(flags[name]).astype(np.int64)
+            value = flags[name] if name in flags else evaluate(name, flags, what="classes")
+            total += np.asarray(value).astype(np.int64)
         label[(total > 0) & (label < 0)] = index
     return label
 

@@ -1,7 +1,7 @@
 """Prediction: a training run + jets → a prediction ROOT file (docs/formats.md §4).
 
 Inputs are ROOT ntuples, converted on the fly chunk by chunk with the run's data config and the
-normalisation of the training dataset (:func:`deepjet_nb.convert.iter_arrays`: same selection, same class
+normalisation of the training dataset (:func:`deepjet_nb.jets.iter_arrays`: same selection, same class
 labels, no resampling), or converted datasets made with the same config and normalisation (e.g. held-out
 shards of the training dataset). Memory is bounded by ``step_size`` jets whatever the input size. The output
 is written under a temporary name and moved into place when complete.
@@ -10,7 +10,9 @@ Output tree ``tree``, one entry per jet: ``prob_is<Class>`` (float32) per class,
 ``truth_is<Class>`` (int32 0/1) per class, and the spectators of the data config under their own names
 (``jet_pt``, ``jet_eta``, ``trackCounting_sip3dSig2`` as float32, the raw flavour flags ``isB``, ``isBB``, ...
 as int32). The class truth carries a prefix because ``is<Class>`` would collide with a raw flag of a different
-meaning (DeepCSV's class B is isB + isLeptonicB + isLeptonicB_C).
+meaning (DeepCSV's class B is isB + isLeptonicB + isLeptonicB_C). The file also holds ``model``, a JSON string
+saying which model predicted (:func:`prediction_model`): by default the best checkpoint, the one with the lowest
+validation loss (``which="last"`` or ``"final"``: the last finished epoch's weights).
 
 Example::
 
@@ -24,6 +26,7 @@ TensorFlow/Keras are imported only when a model is loaded.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,14 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ._args import integer, paths as as_paths
+from ._args import integer
 from ._atomic import atomic_path, check_output, remove_stale
-from .convert import DEFAULT_STEP_SIZE
 from .dataset import MANIFEST
 from .errors import ArgumentError, DatasetError, DeepJetError, RunError
+from .jets import DEFAULT_STEP_SIZE, iter_arrays
+from .progress import jet_bar
+from .rootio import count_entries, input_files, input_path
 from .run import Run, open_run
+from .schema import CUSTOM
 
-__all__ = ["predict", "TREE", "PROB_PREFIX", "TRUTH_PREFIX", "register_cli"]
+__all__ = ["predict", "infer", "prediction_model", "describe_choice", "TREE", "MODEL_KEY", "PROB_PREFIX", "TRUTH_PREFIX",
+           "register_cli"]
 
 # The prediction file (docs/formats.md §4): this module writes it, deepjet_nb.evaluate reads it.
 TREE = "tree"
@@ -46,6 +53,8 @@ PROB_PREFIX = "prob_is"
 # Class truth is "truth_is<Class>": a plain "is<Class>" would collide with the raw flag of the same name
 # (DeepCSV class B = isB + isLeptonicB + isLeptonicB_C is not the raw isB; likewise BB and C).
 TRUTH_PREFIX = "truth_is"
+# A JSON string in the prediction file: which model file of which run predicted (Run.model_choice).
+MODEL_KEY = "model"
 DEFAULT_BATCH_SIZE = 1024
 
 
@@ -56,7 +65,8 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
 
     Inputs: ``run_dir`` a run directory (or a :class:`Run`); ``inputs`` ROOT ntuples and/or converted
     dataset directories; ``model`` an already loaded Keras model to use instead of the run's file; ``which``
-    the run's model file otherwise (:meth:`deepjet_nb.run.Run.model_path`: "auto" = final, else best);
+    the run's model file otherwise (:meth:`deepjet_nb.run.Run.model_path`: "auto" = the best checkpoint, else the final
+    model; recorded in the file, :func:`prediction_model`);
     ``shards`` restricts dataset inputs to these shard names; ``step_size`` jets per chunk;
     ``batch_size`` jets per forward pass. Returns ``out`` as a Path.
 
@@ -72,7 +82,7 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
     import uproot
 
     run = run_dir if isinstance(run_dir, Run) else open_run(run_dir)
-    inputs = as_paths(inputs, "predict", "input files")
+    inputs = input_files(inputs, "predict")
     step_size = integer(step_size, "step_size", "predict", minimum=1)
     batch_size = integer(batch_size, "batch_size", "predict", minimum=1)
     out = check_output(out, what="prediction file")
@@ -83,6 +93,7 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
         raise ArgumentError("predict: a model object cannot be sent to worker processes; leave model=None (each "
                             "worker loads the run's model) or use jobs=1")
     model_file = run.model_path(which) if model is None else None
+    choice = {"run": str(run.path.resolve()), **(run.model_choice(which) if model is None else {"which": "object"})}
     remove_stale(out.parent, out.name)  # temporaries of a run killed with SIGKILL
     if parallel:
         items = [(kind, str(path)) for kind, path, _ in sources]
@@ -99,11 +110,12 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
                 if value is not None:
                     writer.extend(value)
             writer.close()
+            file[MODEL_KEY] = json.dumps(choice)
         return out
     if model is None:
         model = run.load_model(which)
     _check_model(model, run, model_file)
-    bar = _progress(progress, sum(n for _, _, n in sources))
+    bar = jet_bar(progress, sum(n for _, _, n in sources))
     with atomic_path(out) as tmp, uproot.recreate(tmp) as file:
         writer = _TreeWriter(file, run)
         for kind, path, entries in sources:
@@ -116,8 +128,18 @@ def predict(run_dir: str | os.PathLike | Run, inputs: Sequence[str | os.PathLike
             # entries that failed the selection or are in no class are read too: the file is done
             bar.update(max(entries - done, 0))
         writer.close()
+        file[MODEL_KEY] = json.dumps(choice)
     bar.close()
     return out
+
+
+def prediction_model(path: str | os.PathLike) -> dict:
+    """Which model wrote the prediction file ``path``: ``{"run", "which", "file", "epoch", "val_loss"}``
+    (:meth:`deepjet_nb.run.Run.model_choice`; ``{}`` for files written before it was recorded)."""
+    import uproot
+
+    with uproot.open(path) as f:
+        return json.loads(str(f[MODEL_KEY])) if MODEL_KEY in f else {}
 
 
 def predict_file(source: tuple[str, str], run_dir: str, which: str, shards, step_size: int,
@@ -127,8 +149,20 @@ def predict_file(source: tuple[str, str], run_dir: str, which: str, shards, step
     kind, path = source
     run = open_run(run_dir)
     model = _worker_model(run_dir, which)
-    parts = list(_file_branches(kind, Path(path), run, model, shards, step_size, batch_size))
+    path = Path(path) if kind == "dataset" else input_path(path)
+    parts = list(_file_branches(kind, path, run, model, shards, step_size, batch_size))
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else None
+
+
+def infer(model, run: Run, chunk: dict[str, np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """Class probabilities float32 ``(n, n_classes)`` of the Keras ``model`` on a converted ``chunk`` (input
+    groups of ``run``, as :func:`deepjet_nb.jets.iter_arrays` gives them), in forward passes of
+    ``batch_size`` jets: the numbers :func:`predict` writes."""
+    # A dict keyed by group feeds the inputs by name (the builders name each keras.Input after its group).
+    x = {g: chunk[g] for g in run.inputs}
+    if len(chunk["label"]) == 0:
+        return np.zeros((0, len(run.classes)), np.float32)
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,7 +177,7 @@ def _file_branches(kind, path, run, model, shards, step_size, batch_size) -> Ite
     """The output branches of one input, chunk by chunk (at most ``step_size`` jets each)."""
     chunks = (_root_chunks(path, run, step_size) if kind == "root" else _dataset_chunks(path, run, shards, step_size))
     for spectator_names, chunk in chunks:
-        probs = _infer(model, run, chunk, batch_size)
+        probs = infer(model, run, chunk, batch_size)
         yield _branches(run.classes, probs, chunk["label"], spectator_names, chunk["spectators"], path,
                         run.config.ntuple)
 
@@ -193,23 +227,10 @@ def _source(path, run):
                           f"not follow the physical jet composition (predict on the ROOT files for test data)",
                           stacklevel=3)
         return "dataset", path, ds.n_jets
-    return "root", path, _root_entries(path, run.config.tree)
-
-
-def _root_entries(path, tree):
-    # Only for the progress bar; a bad file is reported by the conversion with its proper message.
-    try:
-        import uproot
-
-        with uproot.open(path) as f:
-            return int(f[tree].num_entries)
-    except Exception:
-        return 0
+    return "root", path, count_entries(path, run.config.tree)
 
 
 def _root_chunks(path, run, step_size) -> Iterator[tuple[list, dict]]:
-    from .convert import iter_arrays
-
     names = list(run.config.spectators)
     for chunk in iter_arrays(path, run.config, run.normalisation, step_size=step_size):
         yield names, chunk
@@ -262,14 +283,6 @@ def _check_model(model, run, model_file=None):
             raise RunError(f"{where}: model inputs {have} differ from the run's {MANIFEST} inputs {want}")
 
 
-def _infer(model, run, chunk, batch_size):
-    # A dict keyed by group feeds the inputs by name (the builders name each keras.Input after its group).
-    x = {g: chunk[g] for g in run.inputs}
-    if len(chunk["label"]) == 0:
-        return np.zeros((0, len(run.classes)), np.float32)
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
-
-
 def _branches(classes, probs, label, spectator_names, spectators, source, ntuple):
     missing = [s for s in ntuple.required_spectators if s not in spectator_names]
     if missing:
@@ -287,23 +300,11 @@ def _branches(classes, probs, label, spectator_names, spectators, source, ntuple
     for j, name in enumerate(spectator_names):
         column = np.asarray(spectators[:, j])
         out[name] = column.astype(np.int32) if name in integer else column.astype(np.float32)
+    # evaluation reads jet_pt and jet_eta: a layout of one's own names its pT and eta otherwise (Jet_pt, fj_pt)
+    for alias, name in (("jet_pt", ntuple.pt_branch), ("jet_eta", ntuple.eta_branch)):
+        if alias not in out and name in out and ntuple.name == CUSTOM:
+            out[alias] = out[name]
     return out
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(enabled, total):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total or None, unit="jet", desc="predicting")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -317,12 +318,12 @@ def register_cli(subparsers) -> None:
         description="Write a prediction ROOT file (tree 'tree': prob_is<Class>, truth_is<Class>, spectators) from a "
                     "training run and input jets. ROOT inputs are converted on the fly with the run's data "
                     "config and normalisation.")
-    p.add_argument("inputs", nargs="+", metavar="INPUTS", help="ROOT ntuples and/or converted dataset directories")
+    p.add_argument("inputs", nargs="+", metavar="INPUTS", help="ROOT ntuples (paths, globs, root:// URLs) and/or converted dataset directories")
     p.add_argument("--run", required=True, metavar="RUNDIR", help="training run directory")
     p.add_argument("--out", required=True, metavar="FILE.root", help="prediction file to write")
     p.add_argument("--model", default="auto", metavar="WHICH",
-                   help="final, best, last or a .keras path relative to the run (default: the final model, "
-                        "else the best checkpoint)")
+                   help="best, final, last or a .keras path relative to the run (default: the best checkpoint, "
+                        "lowest validation loss; last/final: the last finished epoch)")
     p.add_argument("--shards", nargs="+", default=None, metavar="NAME", help="only these shards of dataset inputs")
     p.add_argument("--step-size", type=int, default=DEFAULT_STEP_SIZE, metavar="N",
                    help="jets per chunk (bounds memory)")
@@ -342,5 +343,16 @@ def _cli(args) -> int:
 
     with uproot.open(out) as f:
         n = f[TREE].num_entries
-    print(f"deepjet-nb predict: {n} jets → {out}")
+    used = prediction_model(out)
+    print(f"deepjet-nb predict: {n} jets → {out} (model: {describe_choice(used)})")
     return 0
+
+
+def describe_choice(choice: dict) -> str:
+    """"best checkpoint (epoch 7, val_loss 0.6123)" for a :meth:`Run.model_choice` record."""
+    names = {"best": "best checkpoint", "final": "final model", "last": "last checkpoint"}
+    text = names.get(choice.get("which"), choice.get("file", "given model"))
+    facts = [f"epoch {choice['epoch']}" if choice.get("epoch") else "",
+             f"val_loss {choice['val_loss']:.4f}" if choice.get("val_loss") is not None else ""]
+    facts = [f for f in facts if f]
+    return text + (f" ({', '.join(facts)})" if facts else "")

@@ -100,7 +100,7 @@ def candidates(model: str, n_train: int, *, learning_rates=LEARNING_RATES, batch
 def train_jets(data, *, val_fraction: float = 0.2, seed: int = 0) -> int:
     """How many jets of the converted dataset ``data`` train (the rest validate), as the Trainer splits them."""
     from .dataset import open_dataset
-    from .pipeline import split_jets
+    from .batches import split_jets
 
     train, _ = split_jets(open_dataset(data).shard_jets(), val_fraction, seed)
     return int(sum(len(idx) for idx in train.values()))

@@ -134,13 +134,14 @@ class Run(ManifestView):
 
     def history(self) -> list[dict]:
         """Rows of ``history.csv`` as dicts of floats (``epoch`` as int, counted from 1); [] before the first
-        epoch. Files of older versions, which counted from 0, are read with their epochs shifted by one."""
+        epoch. Files of older versions, which counted from 0, are read with their epochs shifted by one, and
+        their columns under today's names (``val_auc_b_vs_udsg`` → ``val_auc``)."""
         path = self.file(HISTORY)
         if not path.is_file():
             return []
         with open(path, newline="") as f:
             rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
-        return _one_based(rows)
+        return _one_based(_renamed(rows))
 
     def log(self, message: str) -> None:
         """Append a time-stamped line to ``logs/train.log``."""
@@ -153,9 +154,11 @@ class Run(ManifestView):
 
     def model_path(self, which: str = "auto") -> Path:
         """Path of a model file: ``which`` is "final", "best", "last", a path relative to the run, or "auto"
-        (the final model, else the best checkpoint). Raises :class:`RunError` when it does not exist."""
+        (the best checkpoint, the one validation chose: lowest validation loss; else the final model).
+        "final" and "last" hold the last finished epoch's weights. Raises :class:`RunError` when it does not
+        exist."""
         if which == "auto":
-            for name in (MODEL_FILES["final"], MODEL_FILES["best"]):
+            for name in (MODEL_FILES["best"], MODEL_FILES["final"]):
                 if self.file(name).is_file():
                     return self.file(name)
             raise RunError(f"{self.path}: no model file ({MODEL_FILES['final']} or {MODEL_FILES['best']}); "
@@ -168,15 +171,71 @@ class Run(ManifestView):
             raise RunError(f"{self.path}: no {name} (training not finished, or not a run directory)")
         return path
 
-    def load_model(self, which: str = "auto"):
-        """The Keras model (see :meth:`model_path` for ``which``). Raises :class:`RunError` naming the file."""
-        import keras
-
+    def model_choice(self, which: str = "auto") -> dict:
+        """Which model file ``which`` resolves to, for the metadata of predictions and exported models:
+        ``{"which": "best" | "final" | "last" | path, "file": path relative to the run, "epoch": the epoch whose
+        weights it holds (counted from 1), "val_loss": that epoch's validation loss}`` (epoch and val_loss None
+        when the run does not record them)."""
         path = self.model_path(which)
+        rel = path.relative_to(self.path).as_posix() if path.is_relative_to(self.path) else str(path)
+        kind = next((k for k, v in MODEL_FILES.items() if v == rel), rel)
+        state = self.last_state() or {}
+        epoch = state.get("best_epoch") if kind == "best" else state.get("epoch") if kind in MODEL_FILES else None
+        rows = {int(r["epoch"]): r for r in self.history() if r.get("epoch") is not None}
+        val_loss = rows.get(epoch, {}).get("val_loss") if epoch else None
+        return {"which": kind, "file": rel, "epoch": epoch,
+                "val_loss": None if val_loss is None else float(val_loss)}
+
+    def load_model(self, which: str = "auto", *, custom_objects: dict | None = None):
+        """The Keras model (see :meth:`model_path` for ``which``). Raises :class:`RunError` naming the file.
+
+        A model of the user's own (docs/custom_models.md) loads after its recorded source is imported, so its
+        registered custom layers are known; a custom loss or metric that cannot be found here (a function typed
+        into a notebook) leaves the model uncompiled, which prediction and export do not need.
+        """
+        path = self.model_path(which)
+        self.import_model_sources()
         try:
-            return keras.models.load_model(path)
+            return _load_keras(path, custom_objects)
         except Exception as err:  # Keras raises ValueError, OSError, zipfile errors...
-            raise RunError(f"{path}: cannot load the model ({type(err).__name__}: {err})") from None
+            raise RunError(f"{path}: cannot load the model ({type(err).__name__}: {err}){self._source_hint()}") \
+                from None
+
+    @property
+    def model_source(self) -> dict:
+        """Where the run's model came from (``train_config.json`` "model_source"; {} for older runs and runs
+        written without a trainer): ``kind`` builtin, module, file, callable or object; ``target``; ``file``;
+        ``sha256``; ``layers``: the sources of custom layer classes."""
+        return (self.train_config().get("model_source") or {}) if self.exists else {}
+
+    @property
+    def model_name(self) -> str | None:
+        """A short name of the run's model: the built-in name, the builder function's name or the model's."""
+        if not self.exists:
+            return None
+        return self.model_source.get("name") or self.train_config().get("model")
+
+    def import_model_sources(self) -> None:
+        """Import the modules of a user's model and its custom layers, as recorded, so Keras can load them.
+
+        Raises :class:`RunError` naming the run when a recorded module or file cannot be imported."""
+        from .errors import ModelError
+        from .userimport import import_source
+
+        source = self.model_source
+        records = [*([source] if source.get("kind") in ("module", "file", "callable") else []),
+                   *source.get("layers", [])]
+        for record in records:
+            try:
+                import_source(record)
+            except ModelError as err:
+                raise RunError(f"{self.path}: cannot load the run's model: {err}") from None
+
+    def _source_hint(self) -> str:
+        if self.model_source.get("kind", "builtin") == "builtin":
+            return ""
+        return (" (a custom layer must be decorated with @keras.saving.register_keras_serializable() and live in "
+                "a file or module, not a notebook cell, to load in another process)")
 
     def save_checkpoint(self, model, which: str, state: dict) -> None:
         """Save ``model`` (with optimizer state) as checkpoint ``which`` ("last" or "best") atomically, with the
@@ -188,10 +247,12 @@ class Run(ManifestView):
         if which == "last":
             write_text_atomic(self.file(LAST_STATE), _json({k: v for k, v in state.items() if k != "history"}))
 
-    def load_checkpoint(self, which: str = "last"):
+    def load_checkpoint(self, which: str = "last", *, custom_objects: dict | None = None):
         """``(model, state)`` of checkpoint ``which``. Raises :class:`RunError` naming the file when it is
         missing, unreadable or has no run state."""
-        return load_checkpoint(self.model_path(which))
+        path = self.model_path(which)
+        self.import_model_sources()
+        return load_checkpoint(path, custom_objects)
 
     def save_model(self, model) -> None:
         """Write the final model atomically."""
@@ -249,17 +310,20 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     return run.history()
 
 
-def load_checkpoint(path: str | os.PathLike):
-    """Load a checkpoint written by :meth:`Run.save_checkpoint`: returns ``(model, state)``."""
-    import keras
+def load_checkpoint(path: str | os.PathLike, custom_objects: dict | None = None):
+    """Load a checkpoint written by :meth:`Run.save_checkpoint`: returns ``(model, state)``.
 
+    ``custom_objects``: the user's loss, metrics and optimizer by registered name, so the checkpoint's
+    compiled state (optimizer moments included) comes back for a resume."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
             state = json.loads(zf.read(STATE_MEMBER))
-        model = keras.models.load_model(path)
+        model = _load_keras(path, custom_objects)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError) as err:
         raise RunError(f"{path}: not a readable deepjet-nb checkpoint ({err})") from None
+    except TypeError as err:  # Keras: a custom layer it cannot find
+        raise RunError(f"{path}: cannot load the checkpoint's model ({err})") from None
     if not isinstance(state, dict):
         raise RunError(f"{path}: the run state {STATE_MEMBER} is not a JSON object")
     # strict JSON has no Infinity: a run without a validation loss yet stores null
@@ -268,7 +332,34 @@ def load_checkpoint(path: str | os.PathLike):
     if state.get("version", 1) < 2:  # epochs counted from 0: "epoch" was the last finished one's index
         state.update(version=STATE_VERSION, epoch=state["epoch"] + 1, best_epoch=state["best_epoch"] + 1,
                      history=_one_based(state["history"]))
+    if "history" in state:
+        state["history"] = _renamed(state["history"])
     return model, state
+
+
+def _load_keras(path, custom_objects=None):
+    """``keras.models.load_model``; when only the compile state cannot be rebuilt (a loss or metric Keras cannot
+    find), the model without it."""
+    import keras
+
+    try:
+        return keras.models.load_model(path, custom_objects=custom_objects)
+    except TypeError as err:
+        if "Could not locate" not in str(err):
+            raise
+        model = keras.models.load_model(path, custom_objects=custom_objects, compile=False)
+        model._deepjet_nb_uncompiled = str(err).split(". ")[0]  # why; the trainer names it on a resume
+        return model
+
+
+# History columns that older versions named otherwise: the validation AUC of the task the classes define was
+# "val_auc_b_vs_udsg" whatever that task was.
+RENAMED_COLUMNS = {"val_auc_b_vs_udsg": "val_auc"}
+
+
+def _renamed(rows: list[dict]) -> list[dict]:
+    """History rows with the columns of older versions under their current names (:data:`RENAMED_COLUMNS`)."""
+    return [{RENAMED_COLUMNS.get(k, k): v for k, v in row.items()} for row in rows]
 
 
 def _one_based(rows: list[dict]) -> list[dict]:

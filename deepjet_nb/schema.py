@@ -5,7 +5,7 @@ Real CMS DeepNTuples and DeepAK8 files use these names, so code written against 
 This is the one list of branch names: the sample producers, the synthetic test writer, the data-config
 validation, conversion and evaluation all take their names from here. A data config names its schema
 (``schema: deepak8``); without one it is the DeepNTuples schema, whose names are also this module's top-level
-constants.
+constants. These are presets: any other layout is described by its data config (:func:`custom`).
 
 Jagged branches hold one value per object. Each kind of object is an :class:`ObjectList`: the branches share
 a counter branch (their per-entry length) and a name prefix (``Cpfcan_``, ``sv_``, ...), which is how uproot
@@ -120,6 +120,9 @@ class Schema:
     pt_branch: str = "jet_pt"
     eta_branch: str = "jet_eta"
     required_spectators: tuple[str, ...] = ()
+    flavour_classes: bool = False  # a custom layout whose classes are jet flavours (evaluated as DeepNTuples)
+    collection: str | None = None  # entries are events holding a collection of the objects (one row each)
+    generated: tuple[str, ...] = ()  # columns that reading makes (not in the file): entry, object index
     counters: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -170,7 +173,8 @@ class Schema:
         if name not in self.all_branches:
             return None
         what = self.entry
-        if jagged != (name in self.jagged):
+        # in an event, a per-object branch is a list as much as an object list is: deepjet_nb.collection checks
+        if self.collection is None and jagged != (name in self.jagged):
             have, want = ("a list", "one value") if jagged else ("one value", "a list")
             return f"branch {name!r} holds {have} per {what}; the schema has {want} per {what}"
         kind = getattr(dtype, "kind", "O")
@@ -264,6 +268,40 @@ EVENTS = Schema(
 )
 
 SCHEMAS = {s.name: s for s in (DEEPNTUPLES, DEEPAK8, EVENTS)}
+
+# ---------------------------------------------------------------------------------------------------------
+# Any other layout: described by a data config (``schema: custom``), checked against the file when it is read
+
+CUSTOM = "custom"
+# Columns of a custom layout whose entries are events: the entry number of an object's event in its file, and
+# the object's index in the event's collection (written to prediction files, to join them back to events).
+ENTRY, OBJECT_INDEX = "entry", "object_index"
+
+
+def custom(tree: str, *, scalars, object_lists, truth_flags, truth_floats=(), pt_branch: str, eta_branch: str,
+           flavour_classes: bool = False, collection: str | None = None) -> Schema:
+    """The :class:`Schema` of a layout that no preset describes, from what a data config names.
+
+    ``scalars``: branches with one number per entry; ``object_lists``: {name: jagged branches of one kind of
+    object} (their counter is whatever the file says: the lengths are checked when the file is read);
+    ``truth_flags``: the branches the classes are made of; ``truth_floats``: further generator-level branches
+    (never network inputs); ``flavour_classes`` whether the classes are jet flavours; ``collection`` the
+    counter (or a per-object branch) of the objects to classify when an entry is an event holding them. What
+    every prediction file carries: the objects' pT and η, the class truth and, for events, each object's
+    :data:`ENTRY` and :data:`OBJECT_INDEX` (to join the predictions back to the events).
+    """
+    truth = tuple(dict.fromkeys(truth_flags))
+    floats = tuple(b for b in dict.fromkeys(truth_floats) if b not in truth)
+    kinematics = tuple(dict.fromkeys((pt_branch, eta_branch)))
+    lists = tuple(ObjectList(name, "", tuple(dict.fromkeys(branches))) for name, branches in object_lists.items())
+    jagged = {b for o in lists for b in o.branches}
+    generated = (ENTRY, OBJECT_INDEX) if collection else ()
+    everything = dict.fromkeys((*scalars, *kinematics, *truth, *floats, *generated))
+    return Schema(name=CUSTOM, tree=tree, entry="event" if collection else "entry",
+                  scalars=tuple(b for b in everything if b not in jagged), object_lists=lists,
+                  truth_flags=truth, truth_ints=generated, truth_floats=floats, pt_branch=pt_branch,
+                  eta_branch=eta_branch, required_spectators=tuple(dict.fromkeys((*kinematics, *truth, *generated))),
+                  flavour_classes=flavour_classes, collection=collection, generated=generated)
 
 
 def get(name: str) -> Schema:

@@ -8,6 +8,10 @@ counters) inside the ``.keras`` file itself, so model and state can never disagr
 shuffles each epoch from ``(seed, epoch)``, so a resumed epoch sees the data an uninterrupted run would.
 Epochs are counted from 1 in everything a person reads (``history.csv``, the log, the dashboard, plots).
 
+The model may be a built-in name or one of the user's own (an import path, a builder function, a
+``keras.Model``), recorded with its source's checksum; losses, metrics, optimizers and callbacks may be the
+user's too, and a credential monitor keeps Kerberos tickets and tokens alive (docs/custom_models.md).
+
 Stop (the dashboard's button, or :meth:`Trainer.stop`) ends training after the current batch, also while
 ``fit()`` blocks a notebook cell; so does a kernel interrupt, which then re-raises KeyboardInterrupt. A
 checkpoint is only ever written at the end of an epoch: after a Stop mid-epoch the last finished epoch's
@@ -17,7 +21,7 @@ Recipes (docs/reference.md §4): DeepCSV Adam lr 3e-3; DeepJet 1 epoch at lr 1e-
 frozen and training goes on at lr 1e-4 (with a fresh optimizer, as the CMS recipe recompiles the model).
 On top: learning rate halved when the validation loss stalls (``lr_patience`` epochs), early stopping after
 ``patience`` epochs without improvement. Validation is a seeded share of the jets of every input file
-(``deepjet_nb.pipeline.split_jets``), recorded in the run's ``split.json``.
+(``deepjet_nb.batches.split_jets``), recorded in the run's ``split.json``.
 
 Metrics: weighted sparse categorical cross-entropy and accuracy (argmax of the softmax), and on the
 validation jets each epoch the b vs udsg AUC and b-jet efficiency at 1 % light mistag of the b
@@ -40,107 +44,72 @@ import math
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._args import integer, number
 from ._atomic import check_output, remove_stale
 from ._lock import output_lock
+from .components import reimportable, resolve_components
+from .credentials import monitor_option
 from .errors import ArgumentError, DatasetError, DeepJetError, RunError
-from .flavours import CLASS_FLAVOURS, FLAVOUR_CODES, discriminants
-from .models import MODEL_NAMES, get_builder
+from .flavours import CLASS_FLAVOURS
+from .models import MODEL_NAMES, custom_layer_sources, reseed_dropout, resolve, source_changes
 from .run import CHECKPOINTS, MODEL_FILES, STATE_VERSION, Run
+from .batches import UnmixedShardsWarning, unmixed_shards
+from .train_config import RECIPES, RESUME_FIXED, TrainConfig, recipe_of
+from .validation import HEADLINE, VAL_AUC, VAL_BEFF, by_flavour, split_record, validation_metrics
 
-__all__ = ["RECIPES", "TrainConfig", "Trainer", "train", "validation_metrics", "register_cli"]
+# RECIPES, TrainConfig (deepjet_nb.train_config) and the validation metrics' names and function
+# (deepjet_nb.validation) are also importable from here, where they lived before.
+__all__ = ["RECIPES", "TrainConfig", "Trainer", "train", "validation_metrics", "VAL_AUC", "VAL_BEFF"]
 
-# Per-model defaults (docs/reference.md §4). DeepJet's CMS batch is large; 2048 keeps a CPU step short.
-RECIPES = {
-    "deepcsv": {"lr": 3e-3, "batch_size": 10000, "epochs": 50, "freeze_input_bn_after": None,
-                "lr_after_freeze": None},
-    "deepjet": {"lr": 1e-3, "batch_size": 2048, "epochs": 30, "freeze_input_bn_after": 1,
-                "lr_after_freeze": 1e-4},
-    "pcnn": {"lr": 1e-3, "batch_size": 1024, "epochs": 30, "freeze_input_bn_after": None,
-             "lr_after_freeze": None},
-    "dense": {"lr": 1e-3, "batch_size": 512, "epochs": 20, "freeze_input_bn_after": None,
-              "lr_after_freeze": None},
-}
-assert set(RECIPES) == set(MODEL_NAMES)
-
-# Names of the per-epoch validation metrics (history.csv columns, dashboard).
-VAL_AUC = "val_auc_b_vs_udsg"
-VAL_BEFF = "val_beff_at_mistag_0.01"
-MISTAG = 0.01
-HEADLINE = (VAL_BEFF, "b-eff @ 1% mistag")  # the validation metric the dashboard shows per epoch
-# For datasets whose classes are not jet flavours (fat jets, events), the same two metrics compare the first
-# class (signal, e.g. Top) with the last (background, e.g. QCD) on P(first) / (P(first) + P(last)).
-
-
-class UnmixedShardsWarning(UserWarning):
-    """Training batches would hold few classes (see :meth:`Trainer.fit`)."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; saved as ``train_config.json``.
-
-    ``None`` fields take the model's recipe value (:data:`RECIPES`). ``shards`` (the dataset's shards the run
-    uses; a seeded share ``val_fraction`` of each validates) and ``data_config_hash`` are filled in when the
-    run directory is created.
-    """
-
-    model: str
-    data: str
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    lr_after_freeze: float | None = None
-    freeze_input_bn_after: int | None = None
-    seed: int = 0
-    val_fraction: float = 0.2
-    patience: int = 10
-    lr_patience: int = 3
-    lr_factor: float = 0.5
-    min_lr: float = 1e-6
-    buffer_shards: int = 2
-    in_memory: bool = False
-    hyper: dict = field(default_factory=dict)
-    shards: list = field(default_factory=list)
-    data_config_hash: str = ""
-
-    def with_recipe(self) -> TrainConfig:
-        """A copy whose ``None`` fields take the recipe of ``self.model``."""
-        recipe = RECIPES[self.model]
-        changes = {k: v for k, v in recipe.items() if getattr(self, k) is None}
-        return dataclasses.replace(self, **changes)
-
-
-# Fields a resumed run must share with the stored one (epochs may grow; data may have moved).
-_RESUME_FIXED = ("model", "batch_size", "lr", "lr_after_freeze", "freeze_input_bn_after", "seed", "val_fraction",
-                 "hyper", "shards", "data_config_hash")
-
+# How training ended when a credential could not be renewed (see deepjet_nb.credentials).
+CREDENTIALS_STOP = "credentials expiring"
 
 class Trainer:
     """Train ``model`` on the converted dataset ``data`` into the run directory ``out``.
 
-    Parameters: ``model`` a name of :data:`deepjet_nb.models.MODEL_NAMES`; ``data`` a converted dataset
-    directory; ``out`` the run directory (created; must not hold another run unless ``resume``); ``resume``
-    True continues the run in ``out`` (arguments left ``None`` are taken from it), "auto" continues it if
-    there is one and starts a new run otherwise, saying which (a finished run is not trained again: :meth:`fit`
-    then loads its final model and returns its history); ``dashboard`` "auto" (widget in a notebook, text
-    elsewhere), "widget", "text" or "off"; other keywords are :class:`TrainConfig` fields.
+    Parameters: ``model`` a name of :data:`deepjet_nb.models.MODEL_NAMES`, an import path to a builder of the
+    user's own (``package.module:function`` or ``path/to/file.py:function``), a builder function or a
+    ``keras.Model`` (None on a resume: the run's own, when it was named by a name or import path); ``data`` a
+    converted dataset directory; ``out`` the run directory (created; must not hold another run unless
+    ``resume``); ``resume`` True continues the run in ``out`` (arguments left ``None`` are taken from it),
+    "auto" continues it if there is one and starts a new run otherwise, saying which (a finished run is not
+    trained again: :meth:`fit` then loads its final model and returns its history); ``dashboard`` "auto"
+    (widget in a notebook, text elsewhere), "widget", "text" or "off"; ``loss``, ``metrics``, ``optimizer``,
+    ``callbacks``: Keras objects, Keras names or import paths (:mod:`deepjet_nb.components`; default: weighted
+    sparse categorical cross-entropy, accuracy, Adam, none); ``credentials`` "auto" (watch the Kerberos ticket
+    and bearer token when the inputs are ``root://`` URLs), True, False or a
+    :class:`~deepjet_nb.credentials.CredentialMonitor`; ``allow_model_change`` resume although the model's
+    source file changed since the run started; other keywords are :class:`TrainConfig` fields.
+
+    Callbacks run in this order at every event: the trainer's own bookkeeping (learning rate at an epoch's
+    start; validation metrics, history and checkpoints at its end), the credential monitor, the dashboard, then
+    the ``callbacks`` given here and those given to :meth:`fit`. A user callback thus sees the validation
+    metrics in the epoch logs, and one that sets ``model.stop_training`` ends training like Stop.
 
     Raises (at construction, before any training): :class:`ArgumentError` for an unknown model or bad value,
-    :class:`DatasetError` for a data directory that is not a converted dataset, :class:`RunError` when ``out``
-    holds another run (without ``resume``) or a run that does not match these arguments or data.
+    :class:`~deepjet_nb.errors.ModelError` for a model, loss, metric, optimizer or callback that cannot be
+    imported, :class:`DatasetError` for a data directory that is not a converted dataset, :class:`RunError` when
+    ``out`` holds another run (without ``resume``) or a run that does not match these arguments or data.
     """
 
-    def __init__(self, model: str, data, out, *, resume: bool | str = False, dashboard: str = "auto",
+    def __init__(self, model, data, out, *, resume: bool | str = False, dashboard: str = "auto",
                  epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
-                 seed: int | None = None, **options):
+                 seed: int | None = None, loss=None, metrics: list | None = None, optimizer=None,
+                 callbacks: list | None = None, credentials="auto", allow_model_change: bool = False, **options):
         from .dataset import open_dataset
 
-        get_builder(model)  # unknown model -> ArgumentError, before anything is written
+        if model is None and not resume:
+            raise ArgumentError("Trainer: model is required for a new run (a name, an import path, a builder "
+                                "function or a keras.Model)")
+        # unknown model or import path -> ArgumentError / ModelError, before anything is written
+        self.model_spec = resolve(model) if model is not None else None
+        self.model_change: str | None = None  # why the model source differs from a resumed run's (allowed)
+        self.allow_model_change = bool(allow_model_change)
+        self._given_components = {"loss": loss, "metrics": metrics, "optimizer": optimizer, "callbacks": callbacks}
+        self.components = resolve_components(**self._given_components)
+        self.credentials = monitor_option(credentials)
         if resume not in (True, False, "auto"):
             raise ArgumentError(f"resume must be True, False or 'auto', got {resume!r}")
         if dashboard not in ("auto", "widget", "text", "off"):
@@ -160,10 +129,10 @@ class Trainer:
             print(f"{self.run_dir}: {self.run.status() + ', continuing it' if resume else 'new run'}")
         self.resuming = resume
         if resume:
-            self.config = self._resumed_config(model, str(data), given)
+            self.config = self._resumed_config(str(data), given)
         else:
             self._refuse_existing_run()
-            self.config = self._new_config(model, str(data), given)
+            self.config = self._new_config(str(data), given)
         self.model = None
         self.history: list[dict] = []
         self.stop_reason: str | None = None  # None (all epochs), "stopped", "early stopping", "interrupted"
@@ -190,11 +159,11 @@ class Trainer:
     def _fit_locked(self, callbacks):
         import keras
 
-        from .pipeline import JetBatches
+        from .batches import JetBatches
 
         cfg = self.config
         if self._finished_before():
-            self.model = self.run.load_model("final")
+            self.model = self.run.load_model("final", custom_objects=self.components.custom_objects())
             self.history = self.run.history()
             self.stop_reason = (self.run.last_state() or {}).get("stopped")
             print(f"{self.run_dir}: run complete, {len(self.history)}/{cfg.epochs} epochs; nothing to train")
@@ -202,6 +171,7 @@ class Trainer:
         self._write_run_files()
         self._log(f"start: model={cfg.model} data={cfg.data} epochs={cfg.epochs} batch_size={cfg.batch_size} "
                   f"seed={cfg.seed} resume={self.resuming}")
+        self._apply_runtime()
         keras.utils.set_random_seed(cfg.seed)
         state = self._restore_or_build()
         if self.stop_reason is None and state["stopped"] == "early stopping":
@@ -219,7 +189,10 @@ class Trainer:
         self._steps = train.steps_per_epoch
         if self.dashboard is None or self.dashboard.finished:  # start() builds it in the caller's thread
             self.dashboard = self._make_dashboard(train)
-        callbacks = [_hooks_callback(self), *([self.dashboard] if self.dashboard else []), *(callbacks or [])]
+        # The order is documented (Trainer): bookkeeping first, so the others see the validation metrics.
+        callbacks = [_hooks_callback(self), *self._credential_callbacks(),
+                     *([self.dashboard] if self.dashboard else []), *self.components.callbacks,
+                     *resolve_components(callbacks=callbacks).callbacks]
         try:
             # Keras counts epochs from 0: the next one to train is the number already finished.
             for start, end, frozen in self._phases(state["epoch"]):
@@ -229,6 +202,10 @@ class Trainer:
                 self.model.fit(train.as_tf_dataset(start_epoch=start), epochs=end, initial_epoch=start,
                                steps_per_epoch=train.steps_per_epoch, callbacks=callbacks, shuffle=False,
                                verbose=0)
+                if self.model.stop_training and not (self.stop_reason or self._stop_requested):
+                    self.stop_reason = "stopped"  # a user's callback ended training, after a finished epoch
+                    self._log(f"stopped by a callback after epoch {state['epoch']}")
+
         except DeepJetError:
             self._end_dashboard("failed")
             raise
@@ -299,22 +276,29 @@ class Trainer:
             raise RunError(f"{self.run_dir} already holds a training run; pass resume=True (--resume) to "
                            f"continue it or choose another output directory")
 
-    def _new_config(self, model, data, given) -> TrainConfig:
-        cfg = TrainConfig(model=model, data=data, **given).with_recipe()
-        self._check_values(cfg)
+    def _new_config(self, data, given) -> TrainConfig:
+        spec = self.model_spec
+        cfg = TrainConfig(model=spec.spec, data=data, model_source=dict(spec.source),
+                          components=self.components.record(), **given).with_recipe(recipe_of(spec))
+        cfg.check()
         if not self.dataset.n_jets:
             raise DatasetError(f"{data}: the dataset holds no jets")
         return dataclasses.replace(cfg, shards=self.dataset.shard_names,
                                    data_config_hash=self.dataset.manifest.config_hash)
 
-    def _resumed_config(self, model, data, given) -> TrainConfig:
+    def _resumed_config(self, data, given) -> TrainConfig:
         try:
             stored = TrainConfig(**self.run.train_config())
         except TypeError as err:
             raise RunError(f"{self.run.file('train_config.json')}: unreadable training config ({err})") from None
-        wanted = {"model": model, **given,
-                  "data_config_hash": self.dataset.manifest.config_hash}
-        for key in _RESUME_FIXED:
+        given = {**given, **self._resumed_model(stored)}
+        if any(v is not None for v in self._given_components.values()):
+            given["components"] = self.components.record()
+        elif stored.components:
+            self.components = resolve_components(**reimportable(stored.components))
+        wanted = {**given, "data_config_hash": self.dataset.manifest.config_hash}
+        for key in RESUME_FIXED:
+
             if key in wanted and wanted[key] != getattr(stored, key):
                 what = "data (manifest config_hash)" if key == "data_config_hash" else key
                 raise RunError(f"{self.run_dir}: cannot resume, {what} was {getattr(stored, key)!r} in "
@@ -322,30 +306,30 @@ class Trainer:
         missing = sorted(set(stored.shards) - set(self.dataset.shard_names))
         if missing:
             raise RunError(f"{self.run_dir}: cannot resume, shards {missing} are not in dataset {data}")
-        cfg = dataclasses.replace(stored, data=data, **{k: v for k, v in given.items() if k not in _RESUME_FIXED})
-        self._check_values(cfg)
+        cfg = dataclasses.replace(stored, data=data, **{k: v for k, v in given.items() if k not in RESUME_FIXED})
+        cfg.check()
         return cfg
 
-    @staticmethod
-    def _check_values(cfg: TrainConfig):
-        what = "Trainer"
-        for key in ("epochs", "batch_size", "lr_patience", "buffer_shards"):
-            integer(getattr(cfg, key), key, what, minimum=1)
-        integer(cfg.patience, "patience", what, minimum=0)
-        integer(cfg.seed, "seed", what)
-        if cfg.freeze_input_bn_after is not None:
-            integer(cfg.freeze_input_bn_after, "freeze_input_bn_after", what, minimum=0)
-        number(cfg.lr, "lr", what, positive=True)
-        if cfg.lr_after_freeze is not None:
-            number(cfg.lr_after_freeze, "lr_after_freeze", what, positive=True)
-        number(cfg.lr_factor, "lr_factor", what, positive=True, maximum=1)
-        number(cfg.min_lr, "min_lr", what, minimum=0)
-        if not 0 <= number(cfg.val_fraction, "val_fraction", what) < 1:
-            raise ArgumentError(f"val_fraction must lie in [0, 1), got {cfg.val_fraction}")
-        if not isinstance(cfg.in_memory, bool):
-            raise ArgumentError(f"{what}: in_memory must be True or False, got {cfg.in_memory!r}")
-        if not isinstance(cfg.hyper, dict):
-            raise ArgumentError(f"{what}: hyper must be a dict of builder keywords, got {cfg.hyper!r}")
+    def _resumed_model(self, stored: TrainConfig) -> dict:
+        """Check the model of a resume against the run's: the same name or import path, and (unless
+        ``allow_model_change``) an unchanged source; no model given takes the run's own. Returns the config
+        values to carry forward (the model's source record, with a changed checksum when allowed)."""
+        recorded = stored.model_source or {"kind": "builtin" if stored.model in MODEL_NAMES else "module"}
+        if self.model_spec is None:
+            if recorded.get("kind") in ("callable", "object"):
+                raise RunError(f"{self.run_dir}: the run's model {stored.model!r} was given as a "
+                               f"{recorded['kind']} in Python; pass it again to resume")
+            self.model_spec = resolve(stored.model)
+        spec = self.model_spec
+        both_objects = spec.source.get("kind") == "object" == recorded.get("kind")  # their names may differ
+        if not both_objects and spec.spec != stored.model:
+            raise RunError(f"{self.run_dir}: cannot resume, model was {stored.model!r} in train_config.json but is "
+                           f"{spec.spec!r} now")
+        self.model_change = source_changes(recorded, spec.source) if stored.model_source else None
+        if self.model_change and not self.allow_model_change:
+            raise RunError(f"{self.run_dir}: cannot resume, {self.model_change}; pass allow_model_change=True "
+                           f"(--allow-model-change) to resume with the changed model")
+        return {"model_source": {**recorded, **spec.source, "layers": recorded.get("layers", [])}}
 
     def _write_run_files(self):
         """Configs and manifest copy; written once, at the start of a new run (a resume keeps them)."""
@@ -363,7 +347,10 @@ class Trainer:
         from .models import build_model
 
         if self.resuming and self.run.file(MODEL_FILES["last"]).is_file():
-            self.model, state = self.run.load_checkpoint("last")
+            self.model, state = self.run.load_checkpoint("last", custom_objects=self.components.custom_objects())
+            self._refuse_uncompiled_checkpoint()
+            if self.model_change:
+                self._log(f"resuming with a changed model source (allowed): {self.model_change}")
             built = state.get("model", self.model.name if self.model.name in MODEL_NAMES else self.config.model)
             if built != self.config.model:
                 raise RunError(f"{self.run.file(MODEL_FILES['last'])}: the checkpoint holds a {built} model, "
@@ -373,7 +360,8 @@ class Trainer:
             self.history = list(state["history"])
             self.run.write_history(self.history)
         else:
-            self.model = build_model(self.config.model, self.dataset.manifest, **self.config.hyper)
+            self.model = build_model(self.model_spec, self.dataset.manifest, **self.config.hyper)
+            self._record_custom_layers()
             # "epoch": the last finished epoch, counted from 1 (0: none yet), as in history.csv.
             state = {"version": STATE_VERSION, "model": self.config.model, "epoch": 0, "history": [],
                      "best_val_loss": math.inf,
@@ -406,14 +394,49 @@ class Trainer:
             self._compile(state["lr"])
 
     def _compile(self, lr: float):
-        import keras
+        parts = self.components
+        # argmax accuracy is the one that means something for a softmax over exclusive classes; user metrics
+        # are weighted by the jet weights like it.
+        self.model.compile(optimizer=parts.make_optimizer(lr), loss=parts.make_loss(),
+                           weighted_metrics=parts.make_metrics(),
+                           steps_per_execution=self._runtime.get("steps_per_execution", 1))
 
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=lr),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            # argmax accuracy is the one that means something for a softmax over exclusive classes.
-            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
+    def _apply_runtime(self):
+        """Thread pools and steps per execution: the run's own, else the model's measured choice
+        (:data:`deepjet_nb.tf_runtime.TRAINING_SETTINGS`); logged, as they change the speed, not the numbers.
+        Op determinism: the run's own, else :data:`deepjet_nb.tf_runtime.DETERMINISTIC`."""
+        from .tf_runtime import DETERMINISTIC, apply_determinism, apply_threads, settings_for
+
+        cfg = self.config
+        self._runtime = settings_for(cfg.model, intra_op_threads=cfg.intra_op_threads,
+                                     inter_op_threads=cfg.inter_op_threads,
+                                     steps_per_execution=cfg.steps_per_execution)
+        threads = self._runtime.get("intra_op_threads"), self._runtime.get("inter_op_threads")
+        if any(t is not None for t in threads) and not apply_threads(*threads):
+            self._log(f"TensorFlow was already running in this process: its thread pools stay as they are "
+                      f"(wanted intra_op={threads[0]}, inter_op={threads[1]}; start a fresh kernel to apply them)")
+            self._runtime = {k: v for k, v in self._runtime.items() if k == "steps_per_execution"}
+        deterministic = DETERMINISTIC if cfg.deterministic is None else cfg.deterministic
+        if not apply_determinism(deterministic):
+            self._log("TensorFlow's op determinism could not be switched off in this process: it stays on")
+        self._runtime["deterministic"] = deterministic
+        if self._runtime:
+            self._log("runtime: " + " ".join(f"{k}={v}" for k, v in sorted(self._runtime.items())))
+
+    def _record_custom_layers(self):
+        """Record the user's custom layer classes (for loading the model in another process)."""
+        layers = custom_layer_sources(self.model)
+        if layers or self.config.model_source.get("layers"):
+            self.config.model_source["layers"] = layers
+            self.run.write_train_config(dataclasses.asdict(self.config))
+
+    def _refuse_uncompiled_checkpoint(self):
+        why = getattr(self.model, "_deepjet_nb_uncompiled", None)
+        if why:
+            given = {k: v for k, v in self.config.components.items() if v}
+            raise RunError(f"{self.run.file(MODEL_FILES['last'])}: cannot resume, the checkpoint was compiled with "
+                           f"{given} and Keras cannot rebuild them here ({why}); pass loss=, metrics=, "
+                           f"optimizer= again (objects typed into a notebook are not recorded)")
 
     # -- per-epoch bookkeeping (called by the hooks callback) -------------------------------------------
 
@@ -421,19 +444,34 @@ class Trainer:
         self._epoch_start = time.perf_counter()
         self._steps_seen = 0
         self.model.optimizer.learning_rate = self._state["lr"]
-        _reseed_dropout(self.model, self.config.seed, epoch)
+        reseed_dropout(self.model, self.config.seed, epoch)
 
-    def _on_batch_end(self):
-        self._steps_seen += 1
+    def _on_batch_end(self, batch: int, logs: dict | None = None):
+        # Keras' batch index, not a count of calls: with steps_per_execution > 1 it calls back once per chunk.
+        self._steps_seen = batch + 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self._stop_on_non_finite_loss(loss)
         if self._stop_requested:
             self.model.stop_training = True
+
+    def _stop_on_non_finite_loss(self, loss: float):
+        """Stop at the step whose loss is NaN or inf (Keras' running mean turns non-finite at that very step):
+        the weights are already ruined, so finishing the epoch would only write a useless model."""
+        finished = self._state["epoch"]
+        message = (f"{self.run_dir}: the training loss became {loss} at step {self._steps_seen} of epoch "
+                   f"{finished + 1} (step {finished * self._steps + self._steps_seen} of the run); training "
+                   f"stopped there. The checkpoint of epoch {finished} is intact; try a lower learning rate "
+                   f"(--lr) or check the data (deepjet-nb verify {self.config.data})")
+        self._log(message)
+        raise RunError(message, path=self.run_dir)
 
     def _on_epoch_end(self, epoch: int, logs: dict):
         state, cfg = self._state, self.config
         epoch += 1  # Keras counts from 0, people (and history.csv) from 1
         if self._steps_seen < self._steps:
             # Stopped mid-epoch: nothing of this epoch is recorded; the last checkpoint stays the valid one.
-            self.stop_reason = "stopped"
+            self.stop_reason = self.stop_reason or "stopped"
             self._log(f"stopped during epoch {epoch} after {self._steps_seen}/{self._steps} batches; "
                       f"last checkpoint: epoch {state['epoch']}")
             logs.clear()
@@ -472,7 +510,7 @@ class Trainer:
             self._log(f"early stopping: no improvement for {cfg.patience} epochs (best epoch {state['best_epoch']})")
 
     def _finish(self):
-        if self.stop_reason in ("stopped", "interrupted"):
+        if self.stop_reason in ("stopped", "interrupted", CREDENTIALS_STOP):
             if self._state["epoch"] >= 1:
                 # The in-memory weights may be mid-epoch; the final model is the last finished epoch's.
                 self.run.final_from_last()
@@ -488,8 +526,8 @@ class Trainer:
     # -- validation --------------------------------------------------------------------------------------
 
     def _split(self):
-        """(train, validation): shard name → jet indices (:func:`deepjet_nb.pipeline.split_jets`)."""
-        from .pipeline import split_jets
+        """(train, validation): shard name → jet indices (:func:`deepjet_nb.batches.split_jets`)."""
+        from .batches import split_jets
 
         jets = self.dataset.shard_jets()
         return split_jets({name: jets[name] for name in self.config.shards}, self.config.val_fraction,
@@ -505,36 +543,55 @@ class Trainer:
             return {}
         probs = self.model.predict(self._val.as_tf_dataset(repeat=False), verbose=0).astype(np.float64)
         label, weight = self._val_truth
-        return validation_metrics(probs, label, weight, self.dataset.manifest)
+        # With a loss of the user's own, val_loss is that loss (early stopping and checkpoints follow it).
+        return {**validation_metrics(probs, label, weight, self.dataset.manifest),
+                **self.components.validation_values(probs, label, weight)}
+
+    # -- credentials -------------------------------------------------------------------------------------
+
+    def _credential_callbacks(self) -> list:
+        """The credential monitor's callback, when it is on (``credentials``; "auto": root:// inputs)."""
+        from .credentials import CredentialMonitor, credential_callback, uses_remote_inputs
+
+        monitor = self.credentials
+        if monitor == "auto":
+            monitor = uses_remote_inputs(self.config.data, self.dataset.manifest)
+        if monitor is False:
+            return []
+        monitor = CredentialMonitor() if monitor is True else monitor
+        return [credential_callback(monitor, on_message=self._credential_message, on_stop=self._credential_stop)]
+
+    def _credential_message(self, message: str):
+        self._log(f"credentials: {message}")
+        if self.dashboard is not None:
+            self.dashboard.notice(f"credentials: {message}")
+        else:
+            print(f"{self.run_dir}: credentials: {message}", flush=True)
+
+    def _credential_stop(self, reason: str):
+        """Stop cleanly, keeping the last finished epoch's checkpoint, and say how to go on."""
+        self.stop_reason = CREDENTIALS_STOP
+        done = self._state["epoch"]
+        kept = f"the checkpoint of epoch {done} is kept ({MODEL_FILES['last']})" if done else "no epoch had finished"
+        self._credential_message(
+            f"stopping: {reason}. {kept.capitalize()}; renew the credential, then resume: deepjet-nb train "
+            f"--data {self.config.data} --out {self.run_dir} --resume (or Trainer(..., resume=True))")
+
+
 
     # -- dashboard ---------------------------------------------------------------------------------------
 
     def _train_batches(self):
-        from .pipeline import JetBatches
+        from .batches import JetBatches
 
         cfg = self.config
         return JetBatches(self.dataset, self._split()[0], batch_size=cfg.batch_size, seed=cfg.seed,
                           buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory)
 
     def _warn_unmixed(self, train):
-        """Warn when streaming windows would give batches of few classes: some training shards hold (almost)
-        one class each, as when every input file is one process (fat-jet and event samples), and a window holds
-        fewer shards than there are."""
-        cfg = self.config
-        if cfg.in_memory or cfg.buffer_shards >= len(train.shards):
-            return
-        dominant = {}
-        for name in train.shards:
-            counts = np.bincount(np.asarray(self.dataset.shard(name, mmap=True)["label"]),
-                                 minlength=len(self.dataset.classes))
-            if counts.sum():
-                dominant[name] = (int(counts.argmax()), counts.max() / counts.sum())
-        pure = {name for name, (_, share) in dominant.items() if share > 0.95}
-        if pure and len({cls for cls, _ in dominant.values()}) > 1:
-            message = (f"{cfg.data}: shards {sorted(pure)} hold almost only one class each, and a streaming window "
-                       f"holds {cfg.buffer_shards} of {len(train.shards)} shards: batches would mix few classes "
-                       f"and training oscillate. Pass in_memory=True (small data) or buffer_shards="
-                       f"{len(train.shards)}")
+        message = unmixed_shards(self.dataset, train.shards, self.config.buffer_shards, self.config.in_memory)
+        if message:
+            message = f"{self.config.data}: {message}"
             warnings.warn(message, UnmixedShardsWarning, stacklevel=3)
             self._log(f"warning: {message}")
 
@@ -545,7 +602,7 @@ class Trainer:
 
         key, label = HEADLINE
         n_light = self.validation_light_jets()
-        if _by_flavour(self.dataset.manifest):
+        if by_flavour(self.dataset.manifest):
             label = f"{label} ({n_light} light jets)"
         else:
             first, last = self.dataset.classes[0], self.dataset.classes[-1]
@@ -559,7 +616,7 @@ class Trainer:
         """How many light (udsg) jets validate: the 1 % mistag of the headline metric rests on 1 % of them
         (for classes that are not flavours: the entries of the last, background, class)."""
         classes = self.split_record()["validation"]["classes"]
-        if not _by_flavour(self.dataset.manifest):
+        if not by_flavour(self.dataset.manifest):
             return int(classes[self.dataset.classes[-1]])
         flavours = {**CLASS_FLAVOURS, **(self.dataset.manifest.class_flavours or {})}
         return sum(n for cls, n in classes.items() if flavours.get(cls) == "udsg")
@@ -573,108 +630,11 @@ def train(model: str, data, out, **kwargs) -> Trainer:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# helpers shared with tests, the prediction stage and the reference BDT
-
-
-def split_record(dataset, split: tuple[dict, dict]) -> dict:
-    """What ``split.json`` holds for ``split`` = (train, validation) shard → jet indices of ``dataset``: jets per
-    source file and per class, for training and validation."""
-    record = {}
-    for part, indices in zip(("train", "validation"), split):
-        classes = np.zeros(len(dataset.classes), dtype=np.int64)
-        for name, idx in indices.items():
-            label = np.asarray(dataset.shard(name, mmap=True)["label"])[idx]
-            classes += np.bincount(label, minlength=len(classes))
-        record[part] = {"sources": {name: len(idx) for name, idx in indices.items()},
-                        "classes": dict(zip(dataset.classes, classes.tolist()))}
-    return record
-
-
-
-def validation_metrics(probs: np.ndarray, label: np.ndarray, weight: np.ndarray, manifest: dict) -> dict:
-    """Validation metrics from softmax outputs ``probs`` (n, n_classes), integer ``label`` and ``weight``.
-
-    Returns ``val_loss`` (mean of weight × cross-entropy, the Keras convention), ``val_accuracy`` (weighted
-    argmax accuracy), ``VAL_AUC`` and ``VAL_BEFF`` (b vs udsg on the b discriminant, jets unweighted; NaN when
-    the validation set lacks b or light jets). For classes that are not jet flavours (a fat-jet or event
-    config), ``VAL_AUC`` and ``VAL_BEFF`` compare the first class with the last on P(first)/(P(first)+P(last)).
-    """
-    from .dataset import Manifest
-    from .kernels.roc import auc, eff_at_mistag, roc_curve
-
-    classes = list(manifest["classes"])
-    picked = np.clip(probs[np.arange(len(label)), label], 1e-7, 1.0)  # Keras clips at its epsilon too
-    out = {"val_loss": float(np.mean(weight * -np.log(picked))),
-           "val_accuracy": float(np.sum(weight * (probs.argmax(axis=1) == label)) / np.sum(weight))}
-    if _by_flavour(manifest):
-        flavours = {**CLASS_FLAVOURS, **(Manifest(manifest).class_flavours or {})}
-        b = discriminants({c: probs[:, i] for i, c in enumerate(classes)}, flavours)["b"]
-        jet_flavour = np.array([FLAVOUR_CODES.get(flavours.get(c), -1) for c in classes])[label]
-        use = (jet_flavour == FLAVOUR_CODES["b"]) | (jet_flavour == FLAVOUR_CODES["udsg"])
-        is_b = jet_flavour[use] == FLAVOUR_CODES["b"]
-    else:
-        last = len(classes) - 1
-        signal, background = probs[:, 0].astype(np.float64), probs[:, last].astype(np.float64)
-        total = signal + background
-        b = np.divide(signal, total, out=np.zeros_like(signal), where=total > 0)
-        use = (label == 0) | (label == last)
-        is_b = label[use] == 0
-    if is_b.all() or not is_b.any():
-        return {**out, VAL_AUC: math.nan, VAL_BEFF: math.nan}
-    sig_eff, bkg_eff, _ = roc_curve(b[use], is_b)
-    return {**out, VAL_AUC: auc(sig_eff, bkg_eff), VAL_BEFF: float(eff_at_mistag(sig_eff, bkg_eff, MISTAG))}
-
-
-def _by_flavour(manifest) -> bool:
-    """Whether a dataset's classes are jet flavours (a DeepNTuples config) rather than fat-jet or event
-    classes."""
-    from .schema import DEEPNTUPLES
-
-    raw = manifest.get("config") or {}
-    return raw.get("schema", DEEPNTUPLES.name) == DEEPNTUPLES.name  # the key is written only when not default
-
-
-# ---------------------------------------------------------------------------------------------------------
-# command line
-
-
-def register_cli(subparsers) -> None:
-    """Add ``deepjet-nb train``."""
-    p = subparsers.add_parser("train", help="train a model on a converted dataset into a run directory",
-                              description="Train MODEL on a converted dataset; writes a run directory "
-                                          "(configs, history.csv, checkpoints, model.keras, logs).")
-    p.add_argument("--model", required=True, choices=MODEL_NAMES, help="model architecture")
-    p.add_argument("--data", required=True, help="converted dataset directory (deepjet-nb convert)")
-    p.add_argument("--out", required=True, help="run directory to create (or to continue with --resume)")
-    p.add_argument("--epochs", type=int, help="number of epochs (default: the model's recipe)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--batch-size", type=int, help="jets per batch (default: the model's recipe)")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the model's recipe)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--val-fraction", type=float,
-                   help="share of each input file's jets used for validation, seeded (default 0.2)")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
-    p.add_argument("--in-memory", action="store_true", default=None, help="load all shards into memory")
-    p.set_defaults(func=_cli_train)
-
-
-def _cli_train(args) -> int:
-    options = {"val_fraction": args.val_fraction, "patience": args.patience, "in_memory": args.in_memory}
-    trainer = Trainer(args.model, args.data, args.out, resume=args.resume, dashboard="text", epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      **{k: v for k, v in options.items() if v is not None})
-    history = trainer.fit()
-    last = history[-1] if history else {}
-    summary = " ".join(f"{k}={_fmt(last[k])}" for k in ("val_loss", VAL_AUC, VAL_BEFF) if k in last)
-    print(f"deepjet-nb train: {len(history)} epochs in {args.out} ({trainer.stop_reason or 'finished'}) {summary}")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------------------
 # private
 
 
 def _hooks_callback(trainer: Trainer):
+
     """A Keras callback that hands epoch and batch events to ``trainer`` (defined here to import Keras late)."""
     import keras
 
@@ -683,28 +643,12 @@ def _hooks_callback(trainer: Trainer):
             trainer._on_epoch_begin(epoch)
 
         def on_train_batch_end(self, batch, logs=None):
-            trainer._on_batch_end()
+            trainer._on_batch_end(batch, logs)
 
         def on_epoch_end(self, epoch, logs=None):
             trainer._on_epoch_end(epoch, logs if logs is not None else {})
 
     return _TrainerHooks()
-
-
-def _reseed_dropout(model, seed: int, epoch: int) -> None:
-    """Set the random stream of every dropout (and other seeded) layer from ``(seed, epoch)``.
-
-    Keras keeps a layer's random state in a ``SeedGenerator`` variable that ``model.save`` does not write, so a
-    model loaded from a checkpoint would draw other dropout masks than the uninterrupted run. Reseeding at the
-    start of each epoch makes the masks of epoch ``e`` depend only on (seed, e): a resumed run is then
-    bit-identical to an uninterrupted one.
-    """
-    generators = [v for v in model.variables if v.path.endswith("seed_generator_state")]
-    if not generators:
-        return
-    seeds = np.random.SeedSequence([seed, epoch]).generate_state(len(generators)) % (2**31 - 1)
-    for variable, value in zip(generators, seeds):
-        variable.assign(np.array([value, 0], dtype=variable.dtype))
 
 
 def _fmt(value) -> str:

@@ -16,9 +16,9 @@ Example (in a notebook)::
 
 :class:`ScanExplorer` compares the points of a parameter scan (:mod:`deepjet_nb.scan`): the table sorted and
 filtered by parameter values, the metric of choice against each scanned parameter with the seed spread as
-error bars, and the ROC curves of selected points overlaid (from the prediction files their notebooks left).
-``ScanExplorer("runs/scan")`` opens a scan directory; ``deepjet-nb scan`` writes the same plots to its
-``plots/``.
+error bars, and the ROC curves of selected points overlaid (from the prediction files their notebooks left:
+flavour or fat-jet taggers, on the tasks those files hold, :func:`scan_roc_plot`). ``ScanExplorer("runs/scan")``
+opens a scan directory; ``deepjet-nb scan`` writes the same plots to its ``plots/``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import ArgumentError
-from .scan import Scan, open_scan, value_key, value_text
+from .scan.grid import value_key, value_text
+from .scan.results import Scan, open_scan
 
-__all__ = ["RocExplorer", "ScanExplorer"]
+__all__ = ["RocExplorer", "ScanExplorer", "scan_roc_plot", "scan_roc_curves"]
 
 _BACKGROUNDS = {"b": ("udsg", "c"), "c": ("udsg", "b")}
 MIN_BACKGROUND = 100  # fewer background jets than this in the window: the mistag is too coarse to trust
@@ -42,7 +43,8 @@ class RocExplorer:
     """ROC explorer widget over :class:`~deepjet_nb.evaluate.Tagger` objects (see the module docstring).
 
     Controls (ipywidgets, public so code can set them): ``taggers`` (SelectMultiple), ``signal`` and
-    ``background`` (ToggleButtons), ``pt_range`` (FloatRangeSlider, GeV), ``mistag`` (FloatLogSlider, the
+    ``background`` (ToggleButtons), ``pt_range`` (FloatRangeSlider, GeV; shown as ``pt_log_range``, the same
+    window on a log scale), ``mistag`` (FloatLogSlider, the
     working point's target background efficiency). Outputs: ``table`` (HTML), ``plot`` (Image, PNG bytes).
     After each change ``numbers[tagger] = {"auc", "cut", "efficiency", "mistag", "n_signal",
     "n_background"}`` (None for a tagger without both flavours in the window) and ``task`` hold what is shown.
@@ -78,6 +80,15 @@ class RocExplorer:
         self.pt_range = w.FloatRangeSlider(value=pt_range or (lo, hi), min=lo, max=hi, step=1.0,
                                            description="Jet pT", readout_format=".0f", continuous_update=False,
                                            layout=w.Layout(width="500px"))
+        # What is shown is a slider over log10(pT): jets crowd at low pT, and a linear 20-1000 GeV slider leaves
+        # the interesting 20-100 GeV to a few pixels. It moves pt_range (GeV, the control code sets) and follows it.
+        self.pt_log_range = w.FloatRangeSlider(value=_log10(self.pt_range.value), min=math.log10(max(lo, 1)),
+                                               max=math.log10(hi), step=0.01, description="Jet pT", readout=False,
+                                               continuous_update=False, layout=w.Layout(width="440px"))
+        self.pt_readout = w.Label()
+        self._follow_pt_window({"new": self.pt_range.value})
+        self.pt_log_range.observe(self._set_pt_window, names="value")
+        self.pt_range.observe(self._follow_pt_window, names="value")
         self.mistag = w.FloatLogSlider(value=mistag, base=10, min=-4, max=0, step=0.05, description="Mistag",
                                        readout_format=".2e", continuous_update=False,
                                        layout=w.Layout(width="500px"))
@@ -91,9 +102,20 @@ class RocExplorer:
             control.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([
             w.HBox([self.taggers, w.VBox([self.signal, self.background])]),
-            self.pt_range, self.mistag, self.notice, self.table, self.plot,
+            w.HBox([self.pt_log_range, self.pt_readout]), self.mistag, self.notice, self.table, self.plot,
         ])
         self.update()
+
+    def _set_pt_window(self, change):
+        lo, hi = (min(max(round(10 ** x), self.pt_range.min), self.pt_range.max) for x in change["new"])
+        self.pt_range.value = (lo, hi)
+
+    def _follow_pt_window(self, change):
+        lo, hi = change["new"]
+        self.pt_readout.value = f"{lo:.0f} – {hi:.0f} GeV"
+        log_window = _log10((lo, hi))
+        if not all(math.isclose(a, b, abs_tol=0.005) for a, b in zip(log_window, self.pt_log_range.value)):
+            self.pt_log_range.value = log_window  # its observer sets the rounded window again: no change, no loop
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -193,11 +215,13 @@ class ScanExplorer:
     Controls (ipywidgets, public): ``metric`` (Dropdown of the recorded numbers), ``sort_by`` (Dropdown of the
     table's columns) and ``descending`` (Checkbox), ``filters[parameter]`` (SelectMultiple of its values; a
     point is shown when each of its values is selected), ``roc_points`` (SelectMultiple of the points that
-    left prediction files; the best three by the metric at first). Outputs: ``table`` (HTML), ``plots``
-    (parameter → Image of the metric against it), ``roc`` (Image). After each change, ``rows`` (the table's
-    rows, in order), ``series`` (parameter → :meth:`~deepjet_nb.scan.Scan.spread` of the shown points) and
-    ``roc_labels`` (the curves drawn) hold what is shown. ``plot=False`` skips drawing (the numbers are the
-    same). Raises :class:`ArgumentError` when no point of the scan recorded a number.
+    left prediction files; the best three by the metric at first), ``roc_signal`` (Dropdown of the signal
+    classes of the tasks those files hold, e.g. b and c, or Top and W for fat jets). Outputs: ``table`` (HTML),
+    ``plots`` (parameter → Image of the metric against it), ``roc`` (Image). After each change, ``rows`` (the
+    table's rows, in order), ``series`` (parameter → :meth:`~deepjet_nb.scan.Scan.spread` of the shown
+    points), ``roc_labels`` (the curves drawn) and ``roc_tasks`` (their tasks) hold what is shown.
+    ``plot=False`` skips drawing (the numbers are the same). Raises :class:`ArgumentError` when no point of the
+    scan recorded a number.
     """
 
     def __init__(self, scan, *, metric: str | None = None, plot: bool = True):
@@ -209,7 +233,7 @@ class ScanExplorer:
         metric = self.scan.check_metric(metric) if metric else self.scan.default_metric()
         self._draw_plots = plot
         self._roc_cache = {}
-        self.rows, self.series, self.roc_labels = [], {}, []
+        self.rows, self.series, self.roc_labels, self.roc_tasks = [], {}, [], []
         self._all_rows = self.scan.rows()
         columns = [*self.scan.keys, *self.scan.metrics, "wall_s", "status"]
         self.metric = w.Dropdown(options=self.scan.metrics, value=metric, description="Metric")
@@ -221,23 +245,29 @@ class ScanExplorer:
                         for k, values in self.scan.grid.items()}
         with_predictions = [r["id"] for r in self._all_rows if self.scan.predictions(r["id"])]
         best = [i for i in self.scan.best(metric) if i in with_predictions][:3]
-        self.roc_points = w.SelectMultiple(options=[(self.scan.roc_label(i), i) for i in with_predictions],
+        self._roc_options = [(self.scan.roc_label(i), i) for i in with_predictions]
+        self.roc_points = w.SelectMultiple(options=self._roc_options,
                                            value=tuple(best), description="ROC of",
                                            rows=min(len(with_predictions) or 1, 6),
                                            layout=w.Layout(width="500px"))
         self.colours = tagger_colours([self.scan.roc_label(i) for i in with_predictions])
+        # the signals of the tasks the prediction files hold, read from the points shown first
+        curves = [c for i in (best or with_predictions[:1]) for c in scan_roc_curves(self.scan, i, self._roc_cache)]
+        signals = list(dict.fromkeys(curve.signal for _, curve in curves))
+        self.roc_signal = w.Dropdown(options=signals, value=signals[0] if signals else None, description="Signal")
         self.table = w.HTML()
         # PNGs in Image widgets (as in RocExplorer): the same with any matplotlib backend, live or headless.
         self.plots = {k: w.Image(format="png", layout=w.Layout(width="420px")) for k in self.scan.varied}
         self.roc = w.Image(format="png", layout=w.Layout(width="520px"))
-        for control in (self.metric, self.sort_by, self.descending, self.roc_points, *self.filters.values()):
+        for control in (self.metric, self.sort_by, self.descending, self.roc_points, self.roc_signal,
+                        *self.filters.values()):
             control.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([
             w.HBox([self.metric, self.sort_by, self.descending]),
             w.HBox(list(self.filters.values())),
             self.table,
             w.HBox(list(self.plots.values())),
-            *([self.roc_points, self.roc] if with_predictions else []),
+            *([w.HBox([self.roc_points, self.roc_signal]), self.roc] if with_predictions else []),
         ])
         self.update()
 
@@ -248,6 +278,8 @@ class ScanExplorer:
 
     def update(self) -> None:
         """Recompute the shown rows, the metric's spread and the ROC overlay for the current controls."""
+        if getattr(self, "_updating", False):
+            return
         metric = self.metric.value
         shown = [r for r in self._all_rows
                  if all(value_key(r[k]) in set(control.value) for k, control in self.filters.items())]
@@ -259,12 +291,29 @@ class ScanExplorer:
         self.rows = numbers + others
         self.series = {k: self.scan.spread(metric, k, self.rows) for k in self.plots}
         self.table.value = self._table_html(metric)
-        plot = self.scan.roc_plot(list(self.roc_points.value), colours=self.colours, cache=self._roc_cache)
+        self._offer_shown_points({r["id"] for r in self.rows})
+        plot = scan_roc_plot(self.scan, list(self.roc_points.value), self.roc_signal.value, colours=self.colours,
+                             cache=self._roc_cache)
         self.roc_labels = plot.taggers if plot is not None else []
+        self.roc_tasks = list(dict.fromkeys(c.task for c, _ in plot.curves)) if plot is not None else []
         if self._draw_plots:
             self._draw(metric, plot)
         elif plot is not None:
             plot.close()
+
+    def _offer_shown_points(self, shown: set[str]) -> None:
+        """The filters reach the "ROC of" list: it offers only the shown points, and a point the filters hide is
+        no longer selected (its curve is not drawn)."""
+        options = [(label, i) for label, i in self._roc_options if i in shown]
+        if options == [tuple(o) for o in self.roc_points.options]:
+            return
+        selected = tuple(i for i in self.roc_points.value if i in shown)
+        self._updating = True  # setting the options and value fires observers: one update is running already
+        try:
+            self.roc_points.options = options
+            self.roc_points.value = selected
+        finally:
+            self._updating = False
 
     def _table_html(self, metric):
         columns = [*self.scan.keys, metric, *(m for m in self.scan.metrics if m != metric), "wall_s"]
@@ -293,6 +342,57 @@ class ScanExplorer:
         else:
             self.roc.value = roc_plot.png(dpi=50)
             roc_plot.close()
+
+
+def scan_roc_plot(scan: Scan, point_ids: Sequence[str], signal: str | None = None, *,
+                  colours: dict[str, str] | None = None, cache: dict | None = None):
+    """A :class:`~deepjet_nb.plots.RocPlot` overlaying the ROC curves of the points' prediction files for the
+    tasks of ``signal`` (default: the signal of the first task found): one curve per point, tagger and task,
+    labelled by the point's parameters (:func:`scan_roc_curves`). None when no point has such a curve.
+    ``cache`` (a dict) keeps the curves between calls."""
+    from .plots import RocPlot
+
+    curves = [c for point_id in point_ids for c in scan_roc_curves(scan, point_id, cache)]
+    signal = signal or (curves[0][1].signal if curves else None)
+    curves = [(label, curve) for label, curve in curves if curve.signal == signal]
+    if not curves:
+        return None
+    plot = RocPlot(signal, eff_range=(0.0, 1.0), colours=colours)
+    for label, curve in curves:
+        plot.add(curve, label=label)
+    return plot
+
+
+def scan_roc_curves(scan: Scan, point_id: str, cache: dict | None = None) -> list[tuple[str, object]]:
+    """``(label, RocCurve)`` for each tagger the point's notebook left in ``out_dir/predictions/`` (flavour or
+    fat-jet prediction files, :func:`deepjet_nb.boosted.is_fat_jet_file`) and each task it can score and has
+    jets for: the tasks come from the files, none is assumed. Label: :meth:`~deepjet_nb.scan.Scan.roc_label`.
+    ``cache`` (a dict) keeps them by point."""
+    cache = {} if cache is None else cache
+    if point_id not in cache:
+        from .performance import evaluable_tasks, roc
+
+        taggers = _prediction_taggers(scan.predictions(point_id))
+        several = len(taggers) > 1
+        cache[point_id] = [(scan.roc_label(point_id, t.name if several else None), roc(t, task))
+                           for t in taggers for task in evaluable_tasks(t)]
+    return cache[point_id]
+
+
+def _prediction_taggers(files):
+    """The taggers of prediction files, with the reader of their kind (no baselines: a scan compares its points)."""
+    if not files:
+        return []
+    from .boosted import is_fat_jet_file, load_fat_jet_taggers
+    from .evaluate import load_taggers
+
+    if is_fat_jet_file(files[0]):
+        return load_fat_jet_taggers(files, baselines=False)
+    return load_taggers(files, baseline=False)
+
+
+def _log10(window) -> tuple[float, float]:
+    return tuple(math.log10(max(float(x), 1.0)) for x in window)
 
 
 def _cell(value) -> str:

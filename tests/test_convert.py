@@ -9,11 +9,12 @@ import uproot
 
 from deepjet_nb import cli
 from deepjet_nb import convert as conv
+from deepjet_nb import jets
 from deepjet_nb._atomic import sha256_file
-from deepjet_nb._synthetic import write_ntuple
+from deepjet_nb.testing import write_ntuple
 from deepjet_nb.config import load_config
-from deepjet_nb.dataset import open_dataset
-from deepjet_nb.errors import DatasetError
+from deepjet_nb.dataset import file_checksum, open_dataset
+from deepjet_nb.errors import DatasetError, InputFileError
 from deepjet_nb import schema
 
 
@@ -97,7 +98,9 @@ def test_manifest_has_the_documented_keys(synthetic_ntuples, tmp_path):
     assert manifest["inputs"]["cpf"] == {"shape": [25, 16], "features": list(schema.CPF)}
     assert manifest["weighting"]["pt_edges"][-1] == 2000
     assert set(manifest["weighting"]["histograms"]) == set(manifest["classes"])
-    assert manifest["shards"][0]["xxh3_128"] == conv._checksum(synthetic_ntuples[0])
+    assert manifest["shards"][0]["xxh3_128"] == file_checksum(synthetic_ntuples[0])
+    assert manifest["source_checksums"] == {str(Path(synthetic_ntuples[0]).resolve()):
+                                            file_checksum(synthetic_ntuples[0])}
     assert {"jet_pt", "jet_eta", "trackCounting_sip3dSig2", *schema.FLAVOUR_FLAGS} <= set(manifest["spectators"])
     # Readable without deepjet-nb: plain .npy, memory-mapped.
     cpf = np.load(tmp_path / "ds" / "shards" / "synth_1" / "cpf.npy", mmap_mode="r")
@@ -108,7 +111,7 @@ def test_iter_arrays_equals_unweighted_shard(synthetic_ntuples, tmp_path):
     cfg = unweighted()
     conv.convert(synthetic_ntuples[:1], tmp_path / "ds", cfg, jobs=1, progress=False)
     ds = open_dataset(tmp_path / "ds")
-    chunks = list(conv.iter_arrays(synthetic_ntuples[0], ds.config, ds.normalisation, step_size=500))
+    chunks = list(jets.iter_arrays(synthetic_ntuples[0], ds.config, ds.normalisation, step_size=500))
     assert len(chunks) == 3
     shard = ds.shard("synth_1")
     for key in chunks[0]:
@@ -121,21 +124,26 @@ def test_jets_converted_in_memory_equal_the_file_conversion_of_the_same_jets(syn
     cfg = unweighted()
     conv.convert(synthetic_ntuples[:1], tmp_path / "ds", cfg, jobs=1, progress=False)
     ds = open_dataset(tmp_path / "ds")
-    file_arrays = list(conv.iter_arrays(synthetic_ntuples[0], ds.config, ds.normalisation))[0]
-    scalars, jagged = conv.input_branches(ds.config)
+    file_arrays = list(jets.iter_arrays(synthetic_ntuples[0], ds.config, ds.normalisation))[0]
+    scalars, jagged = jets.input_branches(ds.config)
     with uproot.open(synthetic_ntuples[0]) as f:
         tree = f[ds.config.tree]
         raw = tree.arrays(list(scalars + jagged), library="ak")
-        everything = tree.arrays(conv._all_branches(ds.config), library="ak", how=dict)
-    kept = conv._keep(conv._scalars(everything, ds.config), ds.config)
+        everything = tree.arrays(jets.all_branches(ds.config), library="ak", how=dict)
+    kept = jets.keep_mask(jets.scalar_arrays(everything, ds.config), ds.config)
     branches = {b: raw[b].tolist() for b in scalars + jagged}
-    memory = conv.convert_jets(branches, ds.config, ds.normalisation)
+    memory = jets.convert_jets(branches, ds.config, ds.normalisation)
     assert list(memory) == [g.name for g in ds.config.inputs]
     for group, x in memory.items():
         np.testing.assert_array_equal(x[kept], file_arrays[group])
     del branches[jagged[0]]
-    with pytest.raises(conv.InputFileError, match=f"jets: missing branch.*{jagged[0]}"):
-        conv.convert_jets(branches, ds.config, ds.normalisation)
+    with pytest.raises(InputFileError, match=f"jets: missing branch.*{jagged[0]}"):
+        jets.convert_jets(branches, ds.config, ds.normalisation)
+
+
+def test_the_jet_transform_is_still_importable_from_convert():
+    for name in ("iter_arrays", "convert_jets", "input_branches", "derived_spectator", "DEFAULT_STEP_SIZE"):
+        assert getattr(conv, name) is getattr(jets, name)
 
 
 def test_resampling_is_seeded_and_follows_reference_shape(synthetic_ntuples, tmp_path):
@@ -286,14 +294,16 @@ def test_changed_config_is_refused_unless_reconverting(synthetic_ntuples, tmp_pa
     assert open_dataset(out).manifest["config"]["preprocessing"]["fraction"] == 0.5
 
 
-def test_changed_source_is_reconverted(synthetic_ntuples, tmp_path):
+def test_changed_source_is_refused_then_reconverted_with_new_statistics(synthetic_ntuples, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     path = write_ntuple(src / "x.root", 300, seed=1)
     out = tmp_path / "ds"
     conv.convert([path], out, "deepjet", jobs=1, progress=False)
     write_ntuple(path, 300, seed=2)
-    result = conv.convert([path], out, "deepjet", jobs=1, progress=False)
+    with pytest.raises(DatasetError, match="changed since the dataset's statistics"):
+        conv.convert([path], out, "deepjet", jobs=1, progress=False)
+    result = conv.convert([path], out, "deepjet", jobs=1, reconvert=True, progress=False)
     assert result.converted == ["x"]
 
 
@@ -302,14 +312,20 @@ def test_dataset_with_sha256_source_checksums_still_resumes(synthetic_ntuples, t
     out = tmp_path / "ds"
     conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
+    # ... and neither the statistics' source checksums nor content checksums
+    del manifest["source_checksums"]
     for record in manifest["shards"]:
-        del record["xxh3_128"]
+        del record["xxh3_128"], record["xxh3_128_arrays"]
         record["sha256"] = sha256_file(record["source"])
-    manifest["shards"][1]["sha256"] = "0" * 64  # as if synth_2 had changed since
+    del manifest["shards"][1]  # as if the run had stopped before synth_2's shard
     (out / "manifest.json").write_text(json.dumps(manifest))
     result = conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
     assert result.skipped == ["synth_1"] and result.converted == ["synth_2"]
     assert "xxh3_128" in open_dataset(out).manifest["shards"][1]
+    manifest["shards"][0]["sha256"] = "0" * 64  # as if synth_1 had changed since
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"synth_1\.root changed since"):
+        conv.convert(synthetic_ntuples, out, "deepjet", jobs=1, progress=False)
 
 
 # --- parallel execution ---------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def test_bad_mode_is_refused():
         TrainingDashboard(epochs=1, steps_per_epoch=1, batch_size=1, mode="gui")
 
 
+@pytest.mark.slow
 def test_stop_button_ends_training_after_the_batch_with_a_valid_checkpoint(synthetic_deepcsv, tmp_path):
     import keras
 
@@ -141,6 +142,7 @@ def test_eta_counts_remaining_steps_and_validation_per_remaining_epoch():
     assert "compiling" in dash._progress_line()
 
 
+@pytest.mark.slow
 def test_start_puts_every_epoch_line_in_the_dashboards_own_output_area(synthetic_deepcsv, tmp_path, capsys):
     trainer = Trainer("deepcsv", synthetic_deepcsv, tmp_path / "run", epochs=3, batch_size=32, dashboard="widget")
     trainer.start()
@@ -149,3 +151,74 @@ def test_start_puts_every_epoch_line_in_the_dashboards_own_output_area(synthetic
     assert [line.split()[1] for line in lines.splitlines()] == ["1/3", "2/3", "3/3"] and len(history) == 3
     assert "epoch 1/3 loss" not in capsys.readouterr().out  # not printed under whichever cell ran last
     assert trainer.dashboard._stop_button.disabled and trainer.dashboard._stop_button.description == "Finished"
+
+
+def _cells_after_training(notebook: str) -> list[str]:
+    """The code cells of a tutorial that follow its training cell (the one calling ``trainer.fit()``)."""
+    import json
+    from pathlib import Path
+
+    cells = [("".join(c["source"])) for c in json.loads((Path(__file__).parents[1] / notebook).read_text())["cells"]
+             if c["cell_type"] == "code"]
+    training = next(i for i, source in enumerate(cells) if "trainer.fit()" in source)
+    return cells[training + 1:]
+
+
+@pytest.mark.slow  # trains: two epochs after the stop
+@pytest.mark.parametrize("model, notebook", [
+    ("deepcsv", "tutorials/03_train_deepcsv.ipynb"),
+    pytest.param("deepjet", "tutorials/04_train_deepjet.ipynb", marks=pytest.mark.slow)])
+def test_stop_in_the_first_batch_leaves_a_resumable_run_and_the_tutorials_next_cells_run(
+        model, notebook, synthetic_deepcsv, synthetic_deepjet, tmp_path, capsys):
+    import keras
+
+    from deepjet_nb.dataset import open_dataset
+    from deepjet_nb.plots import HistoryPlot
+    from deepjet_nb.record import read, record
+
+    class ClickStopInFirstBatch(keras.callbacks.Callback):
+        """Press Stop while the first batch (the one that compiles the model) runs."""
+
+        def __init__(self, trainer):
+            super().__init__()
+            self.trainer = trainer
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0 and not self.trainer.dashboard.stop_requested:
+                self.trainer.dashboard._stop_button.click()
+
+    data = synthetic_deepcsv if model == "deepcsv" else synthetic_deepjet
+    run_dir, out = tmp_path / "run", tmp_path
+    trainer = Trainer(model, data, run_dir, epochs=2, batch_size=16, dashboard="widget", resume="auto",
+                      steps_per_execution=1)
+    history = trainer.fit(callbacks=[ClickStopInFirstBatch(trainer)])
+    assert history == [] and trainer.stop_reason == "stopped" and not (run_dir / "history.csv").exists()
+    assert trainer.dashboard._stop_button.description == "Stopped"
+
+    namespace = {"history": history, "trainer": trainer, "run_dir": run_dir, "out": out, "out_dir": str(out),
+                 "summary": None, "dataset": open_dataset(data), "record": record, "HistoryPlot": HistoryPlot}
+    if model == "deepjet":
+        from deepjet_nb.models.layers import input_batchnorm_layers
+        namespace["input_batchnorm_layers"] = input_batchnorm_layers
+    for source in _cells_after_training(notebook):
+        exec(compile(source, notebook, "exec"), namespace)  # raises if a cell does
+    assert "no epoch finished" in capsys.readouterr().out
+    assert read(out)["epochs"] == 0 and read(out)["stop_reason"] == "stopped" and read(out)["val_auc"] is None
+
+    # Running the training cell again continues the run from its start and finishes it.
+    history = Trainer(model, data, run_dir, epochs=2, batch_size=16, dashboard="off", resume="auto").fit()
+    assert [row["epoch"] for row in history] == [1, 2] == [r["epoch"] for r in read_history(run_dir)]
+
+
+def test_mini_plots_label_round_values_and_keep_the_legend_above_the_frame():
+    import re
+
+    from deepjet_nb.dashboard import svg_lines
+
+    svg = svg_lines({"training": [(i, 1.8 - 0.1 * i) for i in range(12)], "validation": [(3, 1.5), (6, 1.2)]},
+                    title="loss", xlabel="batches")
+    frame_top = float(re.search(r'<rect x="[\d.]+" y="([\d.]+)"', svg).group(1))
+    legend_ys = [float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" fill="#[0-9a-f]+">&#9632;', svg)]
+    assert len(legend_ys) == 2 and all(y < frame_top for y in legend_ys)
+    tick_labels = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
+    assert tick_labels == ["0.75", "1", "1.25", "1.5", "1.75"]

@@ -1,6 +1,7 @@
 """Deployment (docs/formats.md §6): export of deepcsv, deepjet and pcnn runs to ONNX with a model card, the
-equivalence check against the training framework, the int8 acceptance rule, atomic replacement, the
-TensorFlow-free Predictor (ROOT files through the conversion, thread sharing), the CLI and tutorial 06.
+equivalence check against the training framework (in memory), the int8 acceptance rule, atomic replacement, the
+TensorFlow-free Predictor (ROOT files through the conversion, thread sharing, a light import), the old import
+paths, the CLI and tutorial 06.
 
 Runs are untrained, seeded models on the small converted datasets of the session (fixtures/datasets.py):
 equivalence does not depend on training.
@@ -20,9 +21,11 @@ import pytest
 import uproot
 
 from deepjet_nb import cli
-from deepjet_nb import deploy
+from deepjet_nb import deploy, equivalence
 from deepjet_nb._lock import LockedError, output_lock
-from deepjet_nb.deploy import Predictor, export, open_model
+from deepjet_nb.deploy import export
+from deepjet_nb.predictor import (CARD, EQUIVALENCE, EQUIVALENCE_PLOT, INT8_ONNX, MODEL_ONNX, OPTIMISED_ONNX,
+                                  OUTPUT, BATCH_AXIS, Predictor, open_model, write_checksums)
 from deepjet_nb.errors import ArgumentError, DeployError
 from deepjet_nb.predict import predict
 
@@ -71,7 +74,7 @@ def deepjet_model(deepjet_run, ttbar_sample, workdir):
     """DeepJet exported with an int8 model; the b-efficiency rule is relaxed so the untrained net's int8 model
     is published whatever its change (the rule itself is tested with both outcomes below)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(deploy, "INT8_MAX_BEFF_CHANGE", 1.0)
+        mp.setattr(equivalence, "INT8_MAX_BEFF_CHANGE", 1.0)
         return export(deepjet_run, workdir / "models" / "deepjet", check=[ttbar_sample], quantize="int8",
                       progress=False)
 
@@ -89,14 +92,14 @@ def test_export_writes_onnx_named_after_the_input_groups_with_a_dynamic_batch_ax
     from deepjet_nb.run import open_run
 
     run = open_run(deepjet_run)
-    graph = onnx.load(str(deepjet_model.file(deploy.MODEL_ONNX))).graph
+    graph = onnx.load(str(deepjet_model.file(MODEL_ONNX))).graph
     assert [i.name for i in graph.input] == list(run.inputs) == ["global", "cpf", "npf", "sv"]
     for value, (group, spec) in zip(graph.input, run.inputs.items()):
         dims = value.type.tensor_type.shape.dim
-        assert dims[0].dim_param == deploy.BATCH_AXIS
+        assert dims[0].dim_param == BATCH_AXIS
         assert [d.dim_value for d in dims[1:]] == spec["shape"]
         assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert [o.name for o in graph.output] == [deploy.OUTPUT]
+    assert [o.name for o in graph.output] == [OUTPUT]
     assert graph.output[0].type.tensor_type.shape.dim[1].dim_value == 6
 
 
@@ -105,7 +108,7 @@ def test_model_card_has_everything_from_branches_to_probabilities(deepjet_model,
     from deepjet_nb.run import open_run
 
     run = open_run(deepjet_run)
-    card = json.loads(deepjet_model.file(deploy.CARD).read_text())
+    card = json.loads(deepjet_model.file(CARD).read_text())
     assert card["classes"] == ["B", "BB", "LeptB", "C", "UDS", "G"]
     assert card["discriminants"]["b"] == "P(B) + P(BB) + P(LeptB)"
     assert card["discriminants"]["CvsL"] == "(P(C)) / (P(C) + P(UDS) + P(G))"
@@ -124,6 +127,8 @@ def test_model_card_has_everything_from_branches_to_probabilities(deepjet_model,
     for record in card["files"].values():
         assert sha256(deepjet_model.file(record["file"])) == record["sha256"]
     assert card["source"]["model_sha256"] == sha256(deepjet_run / "model.keras")
+    # an untrained run has no best checkpoint: the card says the final model was exported
+    assert card["source"]["checkpoint"] == {"which": "final", "file": "model.keras", "epoch": None, "val_loss": None}
     assert card["parameters"] == 267_258
     # The ONNX file is smaller than the Keras checkpoint it came from.
     assert 0 < card["files"]["float32"]["bytes"] < card["source"]["model_bytes"]
@@ -131,7 +136,7 @@ def test_model_card_has_everything_from_branches_to_probabilities(deepjet_model,
 
 def test_equivalence_report_compares_the_same_jets_as_deepjet_nb_predict(deepjet_model, deepjet_run, ttbar_sample,
                                                                         tmp_path):
-    report = json.loads(deepjet_model.file(deploy.EQUIVALENCE).read_text())
+    report = json.loads(deepjet_model.file(EQUIVALENCE).read_text())
     pred = predict(deepjet_run, [ttbar_sample], tmp_path / "pred.root", progress=False)
     with uproot.open(pred) as f:
         n_predicted = f["tree"].num_entries
@@ -141,7 +146,7 @@ def test_equivalence_report_compares_the_same_jets_as_deepjet_nb_predict(deepjet
     assert set(report["classes"]) == {"B", "BB", "LeptB", "C", "UDS", "G"}
     assert all(c["median_abs_diff"] <= c["max_abs_diff"] for c in report["classes"].values())
     assert report["fraction_above_1e-5"] == 0.0
-    assert deepjet_model.file(deploy.EQUIVALENCE_PLOT).stat().st_size > 20_000
+    assert deepjet_model.file(EQUIVALENCE_PLOT).stat().st_size > 20_000
 
 
 def test_int8_report_gives_the_b_efficiency_change_at_one_percent_mistag(deepjet_model):
@@ -153,12 +158,12 @@ def test_int8_report_gives_the_b_efficiency_change_at_one_percent_mistag(deepjet
     card = deepjet_model.card["files"]
     assert card["int8"]["bytes"] < 0.5 * card["float32"]["bytes"]
     q = Predictor(deepjet_model, precision="int8")
-    assert q.path.name == deploy.INT8_ONNX
+    assert q.path.name == INT8_ONNX
 
 
 def test_int8_model_is_refused_when_the_b_efficiency_changes_too_much(deepcsv_run, ttbar_sample, tmp_path,
                                                                       monkeypatch):
-    monkeypatch.setattr(deploy, "INT8_MAX_BEFF_CHANGE", -1.0)  # any change is too much
+    monkeypatch.setattr(equivalence, "INT8_MAX_BEFF_CHANGE", -1.0)  # any change is too much
     with pytest.raises(DeployError, match=r"int8 model changes the b efficiency.*export without --quantize"):
         export(deepcsv_run, tmp_path / "m", check=[ttbar_sample], quantize="int8", progress=False)
     assert not (tmp_path / "m").exists()
@@ -173,13 +178,13 @@ def test_second_export_replaces_the_directory_whole_or_not_at_all(deepcsv_run, t
     export(deepcsv_run, out, progress=False)
     (out / "stale.txt").write_text("from an earlier export")
     before = {p.name: sha256(p) for p in out.iterdir()}
-    monkeypatch.setattr(deploy, "TOLERANCE", -1.0)  # every check fails
+    monkeypatch.setattr(equivalence, "TOLERANCE", -1.0)  # every check fails
     with pytest.raises(DeployError, match=r"not exported: the deployed model differs .* max \|Δp\|"):
         export(deepcsv_run, out, check=[ttbar_sample], progress=False)
     assert {p.name: sha256(p) for p in out.iterdir()} == before  # untouched
     monkeypatch.undo()
     export(deepcsv_run, out, check=[ttbar_sample], progress=False)
-    assert not (out / "stale.txt").exists() and (out / deploy.EQUIVALENCE).is_file()
+    assert not (out / "stale.txt").exists() and (out / EQUIVALENCE).is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     other = tmp_path / "notes"
     other.mkdir()
@@ -191,7 +196,7 @@ def test_second_export_replaces_the_directory_whole_or_not_at_all(deepcsv_run, t
     with output_lock(tmp_path, what="another export", name=".model.lock"):
         with pytest.raises(LockedError, match=r"model\.lock: in use by another export \(pid"):
             export(deepcsv_run, out, progress=False)
-    assert (out / deploy.EQUIVALENCE).is_file()
+    assert (out / EQUIVALENCE).is_file()
 
 
 def test_check_reports_on_an_existing_directory_and_refuses_a_changed_run_model(deepcsv_model, deepcsv_dataset,
@@ -200,12 +205,48 @@ def test_check_reports_on_an_existing_directory_and_refuses_a_changed_run_model(
 
     copy = tmp_path / "model"
     shutil.copytree(deepcsv_model.path, copy)
-    report = deploy.check(copy, [qcd_sample], progress=False)
+    report = equivalence.check(copy, [qcd_sample], progress=False)
     assert report["files"] == [qcd_sample.name] and report["passed"] and report["jets"] > 100
     assert open_model(copy).equivalence == report
     retrained = make_run(deepcsv_dataset, tmp_path / "retrained", "deepcsv", seed=4)
     with pytest.raises(DeployError, match="not the model exported"):
-        deploy.check(copy, [qcd_sample], run_dir=retrained, progress=False)
+        equivalence.check(copy, [qcd_sample], run_dir=retrained, progress=False)
+
+
+def test_equivalence_check_compares_both_models_in_memory_without_writing_a_root_file(deepcsv_model, ttbar_sample,
+                                                                                   tmp_path, monkeypatch):
+    import shutil
+
+    import deepjet_nb.predict
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the equivalence check wrote a ROOT file or ran deepjet-nb predict")
+
+    copy = tmp_path / "model"
+    shutil.copytree(deepcsv_model.path, copy)
+    for writer in ("recreate", "create", "update"):
+        monkeypatch.setattr(uproot, writer, refuse)
+    monkeypatch.setattr(deepjet_nb.predict, "predict", refuse)
+    report = equivalence.check(copy, [ttbar_sample], progress=False)
+    assert report["passed"] and report["jets"] == deepcsv_model.equivalence["jets"] > 500
+    assert report["max_abs_diff"] == deepcsv_model.equivalence["max_abs_diff"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing left beside the directory
+
+
+def test_check_refuses_a_card_whose_normalisation_is_not_the_runs(deepcsv_model, qcd_sample, tmp_path):
+    """Both sides take the card's conversion, so the card must convert as the run did."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(deepcsv_model.path, copy)
+    card = json.loads((copy / CARD).read_text())
+    group = next(iter(card["normalisation"]))
+    feature = next(iter(card["normalisation"][group]))
+    card["normalisation"][group][feature]["mean"] += 1.0
+    (copy / CARD).write_text(json.dumps(card))
+    write_checksums(copy)  # as if the checksums had been written again too: the card still cannot pass
+    with pytest.raises(DeployError, match="normalisation"):
+        equivalence.check(copy, [qcd_sample], progress=False)
 
 
 def test_pcnn_exports_and_predicts_like_keras(deepjet_dataset, workdir):
@@ -278,7 +319,7 @@ def test_predictor_neither_imports_tensorflow_nor_starts_threads(deepjet_model, 
         threads = lambda: len(os.listdir("/proc/self/task"))
         import numpy as np
         import onnxruntime
-        from deepjet_nb.deploy import Predictor
+        from deepjet_nb.predictor import Predictor
         before = threads()
         predictor = Predictor({str(deepjet_model.path)!r})
         started = threads() - before
@@ -295,21 +336,49 @@ def test_predictor_neither_imports_tensorflow_nor_starts_threads(deepjet_model, 
     assert int(n_jets) == deepjet_model.equivalence["jets"]
 
 
+def test_importing_the_predictor_loads_neither_tensorflow_nor_plotting_nor_the_conversion_job():
+    script = textwrap.dedent("""
+        import sys
+        import deepjet_nb.predictor
+        heavy = ("tensorflow", "keras", "tf2onnx", "matplotlib", "uproot", "onnxruntime")
+        jobs = ("deepjet_nb.convert", "deepjet_nb.train", "deepjet_nb.deploy", "deepjet_nb.equivalence",
+                "deepjet_nb.predict", "deepjet_nb.dataset", "deepjet_nb.parallel", "deepjet_nb.run")
+        print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in jobs))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_inference_names_keep_their_old_import_path_from_deploy():
+    import deepjet_nb as djn
+    from deepjet_nb import predictor
+    from deepjet_nb.deploy import CARD as card_name, Predictor as OldPredictor, check, latency, open_model as old_open
+
+    assert OldPredictor is Predictor is djn.Predictor and old_open is open_model and card_name == CARD
+    assert check is equivalence.check and latency is predictor.latency
+    assert deploy.TOLERANCE == equivalence.TOLERANCE and deploy.ModelDirectory is predictor.ModelDirectory
+    with pytest.raises(AttributeError, match="no attribute 'Predicter'"):
+        deploy.Predicter
+
+
 def test_predictor_refuses_changed_files_and_bad_directories(deepcsv_model, tmp_path):
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(deepcsv_model.path, copy)
-    with open(copy / deploy.OPTIMISED_ONNX, "r+b") as f:
+    with open(copy / OPTIMISED_ONNX, "r+b") as f:
         f.seek(100)
         f.write(b"\x00\x01\x02")
     with pytest.raises(DeployError, match=r"model\.opt\.onnx: its sha256 differs"):
         Predictor(copy)
-    card = json.loads((copy / deploy.CARD).read_text())
+    card = json.loads((copy / CARD).read_text())
     card["data_config"]["selection"] = "(jet_pt > 30)"
-    (copy / deploy.CARD).write_text(json.dumps(card))
-    with pytest.raises(DeployError, match="does not match data_config_hash"):
+    (copy / CARD).write_text(json.dumps(card))
+    with pytest.raises(DeployError, match=r"model\.json: its sha256 differs from the one in SHA256SUMS"):
         open_model(copy)
+    with pytest.raises(DeployError, match="does not match data_config_hash"):
+        open_model(copy, verify=False)
     with pytest.raises(DeployError, match="no such exported model directory"):
         Predictor(tmp_path / "nowhere")
     with pytest.raises(DeployError, match="no int8 model"):
@@ -338,8 +407,8 @@ def test_cli_export_prints_sizes_and_fails_with_one_line(deepcsv_run, ttbar_samp
                    "--no-progress"])
     printed = capsys.readouterr().out
     assert rc == 0 and "model.onnx" in printed and "max |Δp|" in printed
-    assert json.loads((out / deploy.EQUIVALENCE).read_text())["passed"]
-    monkeypatch.setattr(deploy, "TOLERANCE", -1.0)
+    assert json.loads((out / EQUIVALENCE).read_text())["passed"]
+    monkeypatch.setattr(equivalence, "TOLERANCE", -1.0)
     rc = cli.main(["export", "--run", str(deepcsv_run), "--out", str(tmp_path / "bad"), "--check", str(ttbar_sample),
                    "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -353,7 +422,7 @@ def test_tutorial_06_exports_checks_times_and_predicts(run_notebook, deepcsv_run
     nb = run_notebook("tutorials/06_deploy.ipynb", runs={"deepcsv": str(deepcsv_run)}, test_files=[str(ttbar_sample)],
                       repeats=2)
     record = nb.summary["taggers"]["deepcsv"]
-    report = json.loads((nb.out_dir / "models" / "deepcsv" / deploy.EQUIVALENCE).read_text())
+    report = json.loads((nb.out_dir / "models" / "deepcsv" / EQUIVALENCE).read_text())
     assert record["max_abs_diff"] == report["max_abs_diff"] < 1e-4
     assert record["jets"] == report["jets"] == record["predicted_jets"]
     assert 0 < record["onnx_kb"] < record["keras_checkpoint_kb"]

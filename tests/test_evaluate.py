@@ -214,6 +214,7 @@ def test_roc_plot_ratio_panel_holds_the_mistag_ratio_to_the_reference(taggers):
         main = fig.axes[0]
         assert main.get_yscale() == "log"
         assert len(fig.axes) == 3  # ROC + one ratio panel per background
+        assert all(ax.get_yscale() == "log" for ax in fig.axes[1:])  # ratios of mistags span decades
         assert fig.axes[-1].get_xlabel() == "b-jet efficiency"
         styles = {line.get_linestyle() for line in main.get_lines()}
         assert {"-", "--"} <= styles

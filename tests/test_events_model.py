@@ -15,7 +15,7 @@ import pytest
 import requests
 import uproot
 
-from deepjet_nb import deploy, schema
+from deepjet_nb import deploy, equivalence, schema
 from deepjet_nb.config import load_config
 
 KEYS = list(schema.EVENT_FEATURES)
@@ -119,6 +119,7 @@ def test_converted_dataset_holds_both_processes(events_dataset):
     assert np.bincount(arrays["label"]).tolist() == [1500, 1500]  # no selection, no reweighting
 
 
+@pytest.mark.slow
 def test_training_warns_when_streaming_windows_would_hold_one_class(events_dataset, tmp_path):
     """Each event file is one process: a window of one of the two shards gives batches of one class."""
     from deepjet_nb.train import Trainer, UnmixedShardsWarning
@@ -182,7 +183,7 @@ def test_export_reproduces_keras_and_its_card_has_the_first_vs_last_discriminant
 def test_int8_check_compares_the_signal_efficiency_at_one_percent_background(events_trainer, event_test_samples,
                                                                            workdir, monkeypatch):
     # 1 % of 300 QCD events is 3 events: the change is noisy here, so any change is accepted for this test
-    monkeypatch.setattr(deploy, "INT8_MAX_BEFF_CHANGE", 1.0)
+    monkeypatch.setattr(equivalence, "INT8_MAX_BEFF_CHANGE", 1.0)
     model = deploy.export(events_trainer.run_dir, workdir / "models" / "int8", check=event_test_samples,
                           quantize="int8", progress=False)
     assert model.has("int8") and deploy.Predictor(model, precision="int8").path.name == deploy.INT8_ONNX
@@ -198,7 +199,7 @@ def test_int8_check_compares_the_signal_efficiency_at_one_percent_background(eve
 def test_int8_refusal_names_the_classes(events_trainer, event_test_samples, workdir, monkeypatch):
     from deepjet_nb.errors import DeployError
 
-    monkeypatch.setattr(deploy, "INT8_MAX_BEFF_CHANGE", -1.0)  # any change is too large
+    monkeypatch.setattr(equivalence, "INT8_MAX_BEFF_CHANGE", -1.0)  # any change is too large
     out = workdir / "models" / "refused"
     with pytest.raises(DeployError, match=r"not exported: the int8 model changes the ttbar efficiency at 1 % QCD "
                                           r"mistag by .* QCD entries"):
@@ -299,6 +300,7 @@ def write_fatjets(path, n, seed):
     return path
 
 
+@pytest.mark.slow
 def test_fat_jet_export_compares_the_first_class_with_the_last(workdir, monkeypatch):
     import yaml
 
@@ -318,7 +320,7 @@ def test_fat_jet_export_compares_the_first_class_with_the_last(workdir, monkeypa
     assert convert(files, base / "data", base / "fatjets.yaml", jobs=1, progress=False).ok
     trainer = train("dense", base / "data", base / "run", epochs=2, batch_size=128, dashboard="off",
                     hyper={"units": [16]})
-    monkeypatch.setattr(deploy, "INT8_MAX_BEFF_CHANGE", 1.0)  # a tiny model on a few hundred jets: noisy
+    monkeypatch.setattr(equivalence, "INT8_MAX_BEFF_CHANGE", 1.0)  # a tiny model on a few hundred jets: noisy
     model = deploy.export(trainer.run_dir, base / "model", check=check, quantize="int8", progress=False)
     assert model.card["discriminants"] == {"TopvsQCD": "P(Top) / (P(Top) + P(QCD))"}
     report = model.equivalence

@@ -162,6 +162,7 @@ def test_qcd_fat_jets_soft_drop_mass_is_well_below(qcd_boosted):
     assert (np_(qcd_boosted, "fj_genjet_pt") > 0).mean() > 0.95
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_arrays(tmp_path):
     first, second = tmp_path / "a.root", tmp_path / "b.root"
     for out in (first, second):

@@ -30,6 +30,7 @@ def _sample(path, n=128):
     return ds.manifest, x, arrays["label"][:n].astype("int32")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_model_builds_from_manifest_and_its_loss_falls(name, request):
     import keras

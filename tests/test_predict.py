@@ -11,7 +11,9 @@ import uproot
 from deepjet_nb import cli
 from deepjet_nb import evaluate as ev
 from deepjet_nb.errors import DatasetError, InputFileError, RunError
-from deepjet_nb.predict import predict
+from deepjet_nb.jets import iter_arrays
+from deepjet_nb.predict import infer, predict
+from deepjet_nb.rootio import count_entries
 from deepjet_nb.run import open_run
 
 DEEPCSV_CLASSES = {"B": ("isB", "isLeptonicB", "isLeptonicB_C"), "BB": ("isBB", "isGBB"),
@@ -48,8 +50,6 @@ def read(path):
 
 def reference_predictions(run_dir, model, path):
     """Plain path: the conversion in one chunk, the model on everything at once."""
-    from deepjet_nb.convert import iter_arrays
-
     run = open_run(run_dir)
     (chunk,) = list(iter_arrays(path, run.config, run.normalisation, step_size=10**9))
     probs = model.predict({g: chunk[g] for g in run.inputs}, verbose=0)
@@ -76,6 +76,28 @@ def test_predict_root_input_in_chunks_matches_the_model_on_the_converted_jets(ru
     with uproot.open(synthetic_ntuples[0]) as f:
         raw_pt = f["deepntuplizer/tree"]["jet_pt"].array(library="np")
     assert np.isin(arrays["jet_pt"], raw_pt).all()
+
+
+def test_infer_on_the_converted_chunks_gives_the_numbers_of_the_prediction_file(run_dir, model, synthetic_ntuples,
+                                                                               tmp_path):
+    """``infer`` is the training side of an export's equivalence check: it must be predict's arithmetic exactly."""
+    out = predict(run_dir, [synthetic_ntuples[0]], tmp_path / "pred.root", model=model, step_size=400,
+                  batch_size=128, progress=False)
+    run = open_run(run_dir)
+    chunks = iter_arrays(synthetic_ntuples[0], run.config, run.normalisation, step_size=400)
+    probs = np.concatenate([infer(model, run, chunk, batch_size=128) for chunk in chunks])
+    arrays = read(out)
+    assert probs.dtype == np.float32
+    for i, cls in enumerate(DEEPCSV_CLASSES):
+        np.testing.assert_array_equal(arrays[f"prob_is{cls}"], probs[:, i])
+
+
+def test_entry_count_for_the_progress_bar_is_zero_for_an_unreadable_file(synthetic_ntuples, tmp_path):
+    with uproot.open(synthetic_ntuples[0]) as f:
+        expected = f["deepntuplizer/tree"].num_entries
+    assert count_entries(synthetic_ntuples[0], "deepntuplizer/tree") == expected > 0
+    assert count_entries(synthetic_ntuples[0], "no/such/tree") == 0
+    assert count_entries(tmp_path / "missing.root", "deepntuplizer/tree") == 0
 
 
 def test_predict_on_a_converted_dataset_and_evaluate_reads_the_result(run_dir, model, dataset, tmp_path):
@@ -151,3 +173,33 @@ def test_tutorial_predicts_with_the_given_runs_when_no_predictions_are_given(run
     assert set(metrics) == {"deepcsv", "track_counting"}
     # Track counting on real (Pythia) jets separates b from light jets; an untrained network need not.
     assert metrics["track_counting"]["b_vs_udsg"]["auc"] > 0.6
+
+
+def test_predict_uses_the_checkpoint_validation_chose_and_records_it(run_dir, synthetic_ntuples, tmp_path):
+    """By default the best checkpoint (lowest validation loss) predicts, not the final model; the file says which."""
+    import keras
+
+    from deepjet_nb.models import build_model
+    from deepjet_nb.predict import prediction_model
+
+    run_copy = tmp_path / "run"
+    shutil.copytree(run_dir, run_copy)
+    run = open_run(run_copy)
+    keras.utils.set_random_seed(11)  # other weights than the final model's
+    best = build_model("deepcsv", run.manifest)
+    state = {"epoch": 5, "best_epoch": 2, "best_val_loss": 0.5, "history": []}
+    run.save_checkpoint(best, "best", state)
+    run.save_checkpoint(run.load_model("final"), "last", state)
+    run.write_history([{"epoch": e, "val_loss": v} for e, v in ((1, 0.7), (2, 0.5), (3, 0.6), (4, 0.65), (5, 0.7))])
+
+    by_default = read(predict(run, [synthetic_ntuples[0]], tmp_path / "auto.root", progress=False))
+    final = read(predict(run, [synthetic_ntuples[0]], tmp_path / "final.root", which="final", progress=False))
+    chunk = next(iter_arrays(synthetic_ntuples[0], run.config, run.normalisation, step_size=10**9))
+    expected = best.predict({g: chunk[g] for g in run.inputs}, verbose=0)
+    np.testing.assert_allclose(by_default["prob_isB"], expected[:, 0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(final["prob_isB"], by_default["prob_isB"])
+    assert prediction_model(tmp_path / "auto.root") == {
+        "run": str(run_copy.resolve()), "which": "best", "file": "checkpoints/best.keras", "epoch": 2,
+        "val_loss": 0.5}
+    assert prediction_model(tmp_path / "final.root")["which"] == "final"
+    assert prediction_model(tmp_path / "final.root")["epoch"] == 5

@@ -29,7 +29,7 @@ from deepjet_nb.convert import convert, iter_arrays
 from deepjet_nb.dataset import open_dataset
 from deepjet_nb.errors import (ArgumentError, ConfigError, DatasetError, InputFileError, RunError,
                                one_line)
-from deepjet_nb._synthetic import write_ntuple
+from deepjet_nb.testing import write_ntuple
 from fixtures.predictions import DEEPJET, make_jets, write_prediction_file
 from fixtures.runs import write_synthetic_dataset, write_untrained_run
 
@@ -116,6 +116,7 @@ def test_1_output_directory_is_locked_and_the_holder_is_named(synthetic, tmp_pat
         pass
 
 
+@pytest.mark.slow
 def test_1_second_trainer_on_the_same_directory_is_refused_and_checkpoint_model_checked(synthetic, tmp_path):
     out = tmp_path / "run"
     first, second = trainer(synthetic, out), trainer(synthetic, out, model="deepcsv")
@@ -160,6 +161,7 @@ def _gone(processes, timeout=15):
     return not alive
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("to", ["parent", "process group"])  # a batch system may signal the whole group
 def test_2_generate_with_workers_ends_promptly_on_sigterm(tmp_path, to):
     out = tmp_path / "g.root"
@@ -178,6 +180,7 @@ def test_2_generate_with_workers_ends_promptly_on_sigterm(tmp_path, to):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, no temporary
 
 
+@pytest.mark.slow
 def test_3_workers_die_with_a_killed_parent_and_leftovers_are_cleaned(tmp_path):
     out = tmp_path / "g.root"
     proc, children = _start_generation(out)
@@ -523,6 +526,7 @@ def test_15_generation_bounds_are_checked_at_once(tmp_path, kwargs, message):
 
 # --- also seen: bit-identical resume, broken pipe -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_from_an_epoch_checkpoint_is_bit_identical(synthetic, tmp_path):
     kwargs = dict(hyper={"dropout": 0.3})
     full = trainer(synthetic, tmp_path / "full", epochs=2, **kwargs)
@@ -544,6 +548,7 @@ def test_closed_stdout_pipe_is_not_a_traceback(small_predictions, tmp_path):
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+@pytest.mark.slow
 def test_prediction_on_worker_processes_gives_the_file_of_one_process(predict_run, ntuples, tmp_path):
     from deepjet_nb.predict import predict
 

@@ -232,3 +232,80 @@ def test_paired_bootstrap_cancels_what_two_taggers_of_the_same_jets_share():
     assert paired_bootstrap_errors(scores, scores, is_signal, mistags=0.1, n_boot=10)[0] == 0.0
     with pytest.raises(ArgumentError, match="equal length|shape"):
         paired_bootstrap_errors(scores, scores[:-1], is_signal, n_boot=10)
+
+
+def test_eight_taggers_get_eight_different_colours_and_the_first_six_keep_the_cms_ones():
+    from deepjet_nb.plots import tagger_colours
+
+    six, eight = tagger_colours([f"t{i}" for i in range(6)]), tagger_colours([f"t{i}" for i in range(8)])
+    assert len(set(eight.values())) == 8
+    assert all(eight[name] == colour for name, colour in six.items())
+
+
+def test_a_log_parameter_axis_labels_the_scanned_values_only():
+    from deepjet_nb.plots import ParameterPlot
+
+    plot = ParameterPlot("lr", "val_auc").add([3e-4, 1e-3, 3e-3], [0.7, 0.75, 0.72])
+    ax = plot.draw().axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.0003", "0.001", "0.003"]
+    assert not any(label.get_text() for label in ax.xaxis.get_minorticklabels())
+    plot.close()
+
+
+def test_a_plots_png_keeps_the_figures_size_even_with_a_tight_bbox_and_a_stray_label():
+    import io
+
+    import matplotlib
+    from PIL import Image
+
+    from deepjet_nb.plots import ParameterPlot
+
+    plot = ParameterPlot("lr", "val_auc").add([3e-4, 1e-3], [0.7, 0.75])
+    figure = plot.draw()
+    figure.axes[0].text(50, -40, "far away", transform=figure.axes[0].transAxes)
+    with matplotlib.rc_context({"savefig.bbox": "tight"}):
+        size = Image.open(io.BytesIO(plot.png(dpi=50))).size
+    assert size == tuple(round(50 * inches) for inches in figure.get_size_inches())
+    plot.close()
+
+
+def _legend_bottom_in_data(ax) -> float:
+    figure = ax.figure
+    figure.canvas.draw()
+    box = ax.get_legend().get_window_extent(figure.canvas.get_renderer())
+    return ax.transData.inverted().transform((box.x0, box.y0))[1]
+
+
+def test_histogram_legends_sit_above_the_histograms():
+    from deepjet_nb.plots import HistogramPlot
+
+    rng = np.random.default_rng(1)
+    plot = HistogramPlot("Soft-drop mass [GeV]", bins=30, range=(0, 300), title="pcnn, Top vs QCD", logy=False)
+    plot.add(rng.normal(60, 40, 5000), "QCD, inclusive")
+    for mistag in ("5%", "1%"):  # the sculpted shapes peak high, where the legend used to be drawn
+        plot.add(rng.normal(170, 15, 300), f"QCD, {mistag} mistag (JS 0.412)")
+    ax = plot.draw().axes[0]
+    assert _legend_bottom_in_data(ax) > max(density.max() for _, density in plot.histograms.values())
+    plot.close()
+
+
+def test_an_efficiency_axis_ends_just_above_one_with_the_legend_below_the_points():
+    from types import SimpleNamespace
+
+    from deepjet_nb.plots import EfficiencyPlot
+
+    edges = np.array([20.0, 50, 100, 300])
+    series = {"b": [0.6, 0.7, 0.65], "c": [0.1, 0.12, 0.2], "udsg": [0.01, 0.008, 0.02]}
+    plot = EfficiencyPlot("jet_pt", title="deepjet, medium WP")
+    for flavour, values in series.items():
+        values = np.array(values)
+        plot.add(SimpleNamespace(flavour=flavour, edges=edges, centers=0.5 * (edges[1:] + edges[:-1]), values=values,
+                                 err_low=0.1 * values, err_high=0.1 * values))
+    ax = plot.draw().axes[0]
+    assert 1 < ax.get_ylim()[1] <= 1.5
+    figure = ax.figure
+    figure.canvas.draw()
+    box = ax.get_legend().get_window_extent(figure.canvas.get_renderer())
+    assert ax.transData.inverted().transform((box.x1, box.y1))[1] < 0.008 * 0.9  # under the lowest error bar
+    plot.close()

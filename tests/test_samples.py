@@ -177,6 +177,7 @@ def test_neutral_candidates_are_in_the_cms_order(ttbar):
     assert ak.any(ttbar.nsv > 0) and ak.any(ak.num(drminsv) > 1)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_file_content_whatever_the_number_of_jobs(tmp_path):
     first = generate("ttbar", events=150, out=tmp_path / "a.root", seed=7, progress=False)
     generate("ttbar", events=150, out=tmp_path / "b.root", seed=7, jobs=2, progress=False)
@@ -188,6 +189,7 @@ def test_same_seed_gives_the_same_file_content_whatever_the_number_of_jobs(tmp_p
     assert len(a) != len(c) or not ak.all(a.jet_pt == c.jet_pt)
 
 
+@pytest.mark.slow
 def test_pileup_overlays_minimum_bias_vertices_and_pileup_jets(tmp_path):
     from deepjet_nb.samples.detector import PU_VERTEX_MIN_TRACKS, PU_VERTEX_TRACK_EFFICIENCY
     from deepjet_nb.samples.pileup import load_library
@@ -264,6 +266,7 @@ def test_cli_reports_bad_arguments_in_one_line_with_nonzero_exit(tmp_path):
     assert not (tmp_path / "x.root").exists()
 
 
+@pytest.mark.slow
 def test_cli_generates_and_prints_a_flavour_summary(tmp_path):
     out = tmp_path / "cli.root"
     result = run_cli("generate", "--process", "ttbar", "--events", "30", "--seed", "5", "--out", str(out), "--quiet")
@@ -272,6 +275,7 @@ def test_cli_generates_and_prints_a_flavour_summary(tmp_path):
     assert uproot.open(out)[schema.TREE].num_entries > 0
 
 
+@pytest.mark.slow
 def test_interrupted_generation_leaves_no_file(tmp_path):
     out = tmp_path / "big.root"
     proc = subprocess.Popen([sys.executable, "-m", "deepjet_nb", "generate", "--process", "ttbar", "--events",

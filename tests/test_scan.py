@@ -13,8 +13,10 @@ import pytest
 from deepjet_nb._lock import LockedError, output_lock
 
 from deepjet_nb.errors import ArgumentError
+from deepjet_nb.names import safe_name
 from deepjet_nb.scan import (POINT_JSON, Point, Scan, expand, open_scan, parse_grid, plan, scan, typed_grid, value_key,
                              write_plots)
+from deepjet_nb.widgets import scan_roc_plot
 from fixtures.notebooks import ROOT
 
 # A notebook made for these tests: it records numbers that depend on its parameters, fails on purpose where
@@ -31,7 +33,7 @@ out_dir = "out"
 summary = None'''
 BODY = '''import shutil
 from pathlib import Path
-from deepjet_nb.summary import record
+from deepjet_nb.record import record
 Path(out_dir).mkdir(parents=True, exist_ok=True)'''
 CHECK = '''if fail_at is not None and x == fail_at:
     raise ValueError(f"x = {x} is bad")'''
@@ -223,10 +225,11 @@ def test_static_plots_are_written_for_batch_use(scanned):
     x, mean, err = plot.series[None]
     assert x == [1.0, 2.0] and list(mean) == pytest.approx([3.125, 6.125]) and err[0] > 0
     plot.close()
-    roc = scanned.roc_plot(["x=2_seed=0", "x=1_seed=0", "x=1_seed=1"])
+    roc = scan_roc_plot(scanned, ["x=2_seed=0", "x=1_seed=0", "x=1_seed=1"])
     assert roc.taggers == ["x=1, seed=0", "x=1, seed=1"]  # x = 2 left no predictions
-    assert {c.task for c, _ in roc.curves} == {"b_vs_udsg", "b_vs_c"}
+    assert {c.task for c, _ in roc.curves} == {"b_vs_udsg", "b_vs_c"}  # the first signal's tasks, b
     roc.close()
+    assert {c.task for c, _ in scan_roc_plot(scanned, ["x=1_seed=0"], "c").curves} == {"c_vs_udsg", "c_vs_b"}
 
 
 @pytest.mark.slow
@@ -247,10 +250,66 @@ def test_explorer_reacts_to_filters_sorting_metric_and_roc_selection(scanned):
     assert [r["score"] for r in view.rows[:2]] == [3.0, 3.25]
     view.metric.value = "detail.n"
     assert view.series["x"][""]["mean"] == [3.0]
+    view.filters["x"].value = (value_key(2.0),)  # hides the points that left predictions: the ROC list too
+    assert view.roc_points.options == () and view.roc_labels == []
+    view.filters["x"].value = (value_key(1.0), value_key(2.0))
+    assert {i for _, i in view.roc_points.options} == {"x=1_seed=0", "x=1_seed=1"}
+    view.roc_points.value = ("x=1_seed=0",)
+    assert view.roc_labels == ["x=1, seed=0"]
     view.roc_points.value = ()
     assert view.roc_labels == []
     drawn.roc_points.value = ()
     assert drawn.roc.value == b""
+
+
+def write_fat_jet_predictions(path, separation, seed=0):
+    """A fat-jet prediction file (docs/formats.md §4b) of tops, Ws and QCD jets, classes Top, W and QCD."""
+    import numpy as np
+    import uproot
+
+    from deepjet_nb.schema import FJ_LABELS
+
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["label_Top_bcq", "label_W_qq", "label_QCD_others"], size=600)
+    branches = {name: (labels == name).astype(np.int32) for name in FJ_LABELS}
+    truth = np.stack([labels == name for name in ("label_Top_bcq", "label_W_qq", "label_QCD_others")], axis=1)
+    logits = rng.normal(0.0, 1.0, truth.shape) + separation * truth
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    branches.update({f"prob_is{cls}": probs[:, i].astype(np.float32) for i, cls in enumerate(("Top", "W", "QCD"))})
+    branches.update(fj_pt=rng.uniform(500, 900, 600), fj_eta=rng.uniform(-2, 2, 600),
+                    fj_sdmass=rng.uniform(20, 250, 600))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with uproot.recreate(path) as f:
+        f["tree"] = branches
+    return path
+
+
+def test_explorer_overlays_the_tasks_the_points_prediction_files_hold(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from deepjet_nb import boosted
+    from deepjet_nb.widgets import ScanExplorer
+
+    records = []
+    for x in (1.0, 2.0):  # a scan of a fat-jet notebook, written as the runner writes it
+        point_id = f"x={x:g}"
+        write_fat_jet_predictions(tmp_path / "points" / point_id / "out" / "predictions" / "pn.root", x)
+        records.append({"id": point_id, "parameters": {"x": x}, "status": "ok", "summary": {"score": x},
+                        "wall_s": 1.0, "error": None})
+    (tmp_path / "scan.json").write_text(json.dumps({"format_version": 1, "notebook": "fat.ipynb",
+                                                   "grid": {"x": [1.0, 2.0]}, "seeds": None, "points": records}))
+    view = ScanExplorer(tmp_path, plot=False)
+    assert list(view.roc_signal.options) == ["Top", "W"]  # from the files: no flavour task is assumed
+    assert view.roc_tasks == ["top_vs_qcd"] and view.roc_labels == ["x=2", "x=1"]
+    view.roc_signal.value = "W"
+    assert view.roc_tasks == ["w_vs_qcd"] and view.roc_labels == ["x=2", "x=1"]
+    (curve, label), = scan_roc_plot(view.scan, ["x=1"], "W").curves
+    tagger = boosted.read_fat_jets(tmp_path / "points" / "x=1" / "out" / "predictions" / "pn.root")
+    use = tagger.truth["W"] | tagger.truth["QCD"]
+    assert label == "x=1" and curve.auc == pytest.approx(
+        roc_auc_score(tagger.truth["W"][use], tagger.scores["w_vs_qcd"][use]), abs=1e-12)
+    written = sorted(p.name for p in write_plots(tmp_path, "score", formats=("png",)))
+    assert written == ["roc.png", "score_vs_x.png"]
 
 
 @pytest.mark.slow
@@ -328,4 +387,5 @@ def test_tutorial_09_scans_deepcsv_on_a_local_dask_cluster(run_notebook, deepcsv
     assert numbers["best"] == max(numbers["by_point"], key=numbers["by_point"].get)
     assert set(numbers["roc_points"]) <= set(numbers["by_point"]) and numbers["roc_points"]
     assert all(table.predictions(i) for i in numbers["by_point"])  # each point predicted on the test jets
-    assert (nb.out_dir / "scan" / "plots" / "last_val_beff_at_mistag_0_01_vs_lr.png").is_file()
+    stem = f"{safe_name('last.val_beff_at_mistag_0.01')}_vs_lr"  # a name with '.' gets a short hash of itself
+    assert (nb.out_dir / "scan" / "plots" / f"{stem}.png").is_file()

@@ -1,6 +1,7 @@
 """Input pipeline, Trainer and run directory, resume after SIGKILL, CLI errors, training notebooks."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from deepjet_nb.dataset import open_dataset
 from deepjet_nb.errors import ArgumentError, DatasetError, RunError
 from deepjet_nb.run import Run, open_run, read_history
-from deepjet_nb.pipeline import JetBatches, split_jets
+from deepjet_nb.batches import JetBatches, split_jets
 from deepjet_nb.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,14 +123,23 @@ def test_run_directory_holds_configs_history_checkpoints_and_model(deepcsv_run, 
     assert sum(split["validation"]["classes"].values()) == sum(split["validation"]["sources"].values())
     rows = read_history(run)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc_b_vs_udsg", "val_beff_at_mistag_0.01",
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc", "val_beff_at_mistag_0.01",
                 "lr"):
         assert all(np.isfinite(r[key]) for r in rows), key
-    assert 0.5 < rows[-1]["val_auc_b_vs_udsg"] <= 1.0  # the synthetic classes are separable
+    assert 0.5 < rows[-1]["val_auc"] <= 1.0  # the synthetic classes are separable
     _, state = Run(run).load_checkpoint("last")
     assert state["epoch"] == 3 and [r["epoch"] for r in state["history"]] == [1, 2, 3]
     assert not list(run.rglob(".tmp-*"))  # nothing half-written left behind
 
+
+@pytest.mark.slow
+def test_trainer_applies_and_logs_the_runtime_settings_a_run_asks_for(synthetic_deepcsv, tmp_path):
+    trainer = Trainer("deepcsv", synthetic_deepcsv, tmp_path / "run", epochs=1, batch_size=32, seed=7,
+                      dashboard="off", steps_per_execution=4)
+    trainer.fit()
+    assert trainer.model.steps_per_execution == 4
+    assert re.search(r"runtime: .*steps_per_execution=4", (tmp_path / "run" / "logs" / "train.log").read_text())
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["steps_per_execution"] == 4
 
 def test_final_model_predicts_like_the_trained_model(deepcsv_run):
     ds = deepcsv_run.dataset
@@ -155,6 +165,7 @@ def test_resume_extends_a_finished_run_without_repeating_epochs(deepcsv_run, syn
     assert [r["epoch"] for r in read_history(run)] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_deepjet_recipe_freezes_input_batchnorm_and_lowers_lr(synthetic_deepjet, tmp_path):
     trainer = Trainer("deepjet", synthetic_deepjet, tmp_path / "dj", epochs=2, batch_size=64, dashboard="off")
     rows = trainer.fit()
@@ -239,8 +250,8 @@ def test_tutorial_03_trains_deepcsv_on_the_converted_dataset(deepcsv_dataset, ru
     summary = nb.summary
     rows = read_history(nb.out_dir / "run")
     assert summary["epochs"] == len(rows) == 2 and summary["parameters"] == 47_504
-    assert summary["val_auc_b_vs_udsg"] == pytest.approx(rows[-1]["val_auc_b_vs_udsg"])
-    assert 0.5 < summary["val_auc_b_vs_udsg"] <= 1 and 0 <= summary["val_beff_at_mistag_0.01"] <= 1
+    assert summary["val_auc"] == pytest.approx(rows[-1]["val_auc"])
+    assert 0.5 < summary["val_auc"] <= 1 and 0 <= summary["val_beff_at_mistag_0.01"] <= 1
 
 
 @pytest.mark.slow
@@ -278,3 +289,15 @@ def test_histories_written_from_epoch_zero_are_read_from_one(tmp_path):
     run = Run(tmp_path)
     (tmp_path / "history.csv").write_text("epoch,loss\n0,1.5\n1,1.2\n")
     assert [r["epoch"] for r in run.history()] == [1, 2]
+
+
+def test_an_older_runs_val_auc_b_vs_udsg_column_is_read_as_val_auc(tmp_path):
+    from deepjet_nb.plots import HistoryPlot
+
+    (tmp_path / "history.csv").write_text("epoch,loss,val_auc_b_vs_udsg\n1,1.5,0.81\n2,1.2,0.84\n")
+    rows = read_history(tmp_path)
+    assert [r["val_auc"] for r in rows] == [0.81, 0.84] and all("val_auc_b_vs_udsg" not in r for r in rows)
+    plot = HistoryPlot(rows, metric="val_auc_b_vs_udsg")  # what notebooks of older versions asked for
+    plot.draw()
+    assert list(plot.series["val_auc"][1]) == [0.81, 0.84]
+    plot.close()

@@ -115,3 +115,13 @@ def test_a_window_with_few_background_jets_is_flagged(taggers):
     n = explorer.numbers["deepjet"]["n_background"]
     assert 0 < n < MIN_BACKGROUND
     assert f"only {n} udsg jets" in explorer.warning and "only" in explorer.notice.value
+
+
+def test_the_shown_pt_slider_is_logarithmic_and_moves_with_the_gev_window(taggers):
+    explorer = RocExplorer(taggers, plot=False)
+    explorer.pt_log_range.value = (np.log10(30), 2.0)  # 30 to 100 GeV
+    assert explorer.pt_range.value == (30.0, 100.0) and explorer.pt_readout.value == "30 – 100 GeV"
+    direct = direct_working_point(taggers[0], "b", "b", "udsg", 0.01, (30.0, 100.0))
+    assert explorer.numbers[taggers[0].name]["cut"] == pytest.approx(direct[0])
+    explorer.pt_range.value = (50.0, 200.0)
+    assert explorer.pt_log_range.value == pytest.approx((np.log10(50), np.log10(200)))

@@ -28,6 +28,10 @@ Boosted samples (:mod:`.fatjets`) share steps 1, 2 and 6: ``zprime_tt``, ``wprim
 identification of :mod:`.leptons`); ``--event-level`` (``ttbar_allhad`` against ``qcd_multijet``) one entry
 per preselected event. :mod:`.clustering` holds the jet reconstruction both use.
 
+The numba kernels compile on first use and are cached on disk; :mod:`.warmup` (``python -m
+deepjet_nb.samples.warmup``, run by ``make install``) compiles them ahead, and :mod:`.kernel_cache` shows
+"compiling kernels (first run only, ~N s)" wherever a first sample still has to.
+
 Example::
 
     >>> from deepjet_nb.samples import generate

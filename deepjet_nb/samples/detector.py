@@ -159,7 +159,8 @@ def simulate_event_candidates(
         if status[base + i] <= 0 or abs(pid[base + i]) in NEUTRINOS:
             continue
         k = add_particle(out, k, i, pid[base + i], charge[base + i], px[base + i], py[base + i], pz[base + i],
-                         e[base + i], vx[base + i], vy[base + i], vz[base + i], pvx, pvy, pvz, 0, density)
+                         e[base + i], vx[base + i], vy[base + i], vz[base + i], pvx, pvy, pvz, np.int64(0),
+                         density)
     k = add_pileup_particles(out, k, pileup, placement, lib_offsets, lib_pid, lib_charge, lib_p4, lib_vertex, pvx,
                              pvy, pvz, density)
     return k, n_pu_reco

@@ -23,6 +23,9 @@ NUCLEON_MASS = 0.93827
 NEUTRON_MASS = 0.9396
 # Nuclear interactions: nuclear enhancement of the pp multiplicity for Si and the energy share of the products
 NI_NUCLEAR_RATIO, NI_VISIBLE_FRACTION, NI_MEAN_PT_REL = 1.5, 0.7, 0.35
+ELECTRON, PION, NEUTRON = 11, 211, 2112
+# Integer arguments are passed as np.int64, never as bare constants: numba compiles a separate copy of a kernel,
+# and of every kernel it calls, for each constant value it is called with (minutes of compilation on first use).
 
 
 @numba.njit(cache=True)
@@ -38,16 +41,16 @@ def add_particle(out, k, gen_index, code, q, px, py, pz, e, vx, vy, vz, pvx, pvy
     reach = 2.0 * pt / CURVATURE_PER_INV_GEV if q != 0 else 1e12  # a charged particle loops inside 2 R
     layer = interaction_layer(a, pt, pz, r_prod, reach) if interacts else -1
     if layer < 0:
-        return reconstruct(out, k, gen_index, code, q, px, py, pz, e, vx, vy, vz, pvx, pvy, pvz, pu_vertex,
-                           N_LAYERS, ORIGIN_GENERATOR, density)
+        return reconstruct(out, k, gen_index, np.int64(code), q, px, py, pz, e, vx, vy, vz, pvx, pvy, pvz,
+                           pu_vertex, np.int64(N_LAYERS), np.int64(ORIGIN_GENERATOR), density)
     x, y, z, ux, uy = position_at_radius(q, px, py, pz, vx - pvx, vy - pvy, vz, LAYER_R_MM[layer])
     x += pvx
     y += pvy
     if a == 22:
         return _convert(out, k, gen_index, e, px, py, pz, x, y, z, pvx, pvy, pvz, pu_vertex, density)
     if q != 0:  # the interacting hadron's track ends at the interaction: hits on the layers inside only
-        k = reconstruct(out, k, gen_index, code, q, px, py, pz, e, vx, vy, vz, pvx, pvy, pvz, pu_vertex, layer,
-                        ORIGIN_GENERATOR, density)
+        k = reconstruct(out, k, gen_index, np.int64(code), q, px, py, pz, e, vx, vy, vz, pvx, pvy, pvz, pu_vertex,
+                        np.int64(layer), np.int64(ORIGIN_GENERATOR), density)
     p = np.sqrt(pt * pt + pz * pz)
     return _nuclear_products(out, k, gen_index, q, e, ux * pt / p, uy * pt / p, pz / p, x, y, z, pvx, pvy, pvz,
                              pu_vertex, density)
@@ -109,8 +112,9 @@ def _convert(out, k, gen_index, e, px, py, pz, x, y, z, pvx, pvy, pvz, pu_vertex
         f = share if leg == 0 else 1.0 - share
         el = max(f * e, ELECTRON_MASS * 1.0001)
         pl = np.sqrt(el * el - ELECTRON_MASS ** 2)
-        k = reconstruct(out, k, gen_index, 11, 1.0 if leg == 0 else -1.0, px / p * pl, py / p * pl, pz / p * pl,
-                        el, x, y, z, pvx, pvy, pvz, pu_vertex, N_LAYERS, ORIGIN_CONVERSION, density)
+        k = reconstruct(out, k, gen_index, np.int64(ELECTRON), 1.0 if leg == 0 else -1.0, px / p * pl,
+                        py / p * pl, pz / p * pl, el, x, y, z, pvx, pvy, pvz, pu_vertex, np.int64(N_LAYERS),
+                        np.int64(ORIGIN_CONVERSION), density)
     return k
 
 
@@ -151,11 +155,11 @@ def _nuclear_products(out, k, gen_index, q, e, ux, uy, uz, x, y, z, pvx, pvy, pv
         qy = plong * uy + ca * v1y + sa * v2y
         qz = plong * uz + ca * v1z + sa * v2z
         if neutral:
-            k = reconstruct(out, k, gen_index, 2112, 0.0, qx, qy, qz, ej, x, y, z, pvx, pvy, pvz, pu_vertex,
-                            N_LAYERS, ORIGIN_NUCLEAR, density)
+            k = reconstruct(out, k, gen_index, np.int64(NEUTRON), 0.0, qx, qy, qz, ej, x, y, z, pvx, pvy, pvz,
+                            pu_vertex, np.int64(N_LAYERS), np.int64(ORIGIN_NUCLEAR), density)
         else:
-            k = reconstruct(out, k, gen_index, 211, charge, qx, qy, qz, ej, x, y, z, pvx, pvy, pvz, pu_vertex,
-                            N_LAYERS, ORIGIN_NUCLEAR, density)
+            k = reconstruct(out, k, gen_index, np.int64(PION), charge, qx, qy, qz, ej, x, y, z, pvx, pvy, pvz,
+                            pu_vertex, np.int64(N_LAYERS), np.int64(ORIGIN_NUCLEAR), density)
             charge = -charge
     return k
 

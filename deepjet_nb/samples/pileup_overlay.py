@@ -95,6 +95,6 @@ def add_pileup_particles(out, k, pileup, placement, lib_offsets, lib_pid, lib_ch
             qy = s * lib_p4[0, i] + c * lib_p4[1, i]
             x = xv + c * lib_vertex[0, i] - s * lib_vertex[1, i]
             y = yv + s * lib_vertex[0, i] + c * lib_vertex[1, i]
-            k = add_particle(out, k, -1, lib_pid[i], lib_charge[i], qx, qy, mirror * lib_p4[2, i], lib_p4[3, i],
+            k = add_particle(out, k, np.int64(-1), lib_pid[i], lib_charge[i], qx, qy, mirror * lib_p4[2, i], lib_p4[3, i],
                              x, y, zv + mirror * lib_vertex[2, i], pvx, pvy, pvz, v + 1, density)
     return k

@@ -24,7 +24,7 @@ from .._args import integer, number
 from .._atomic import atomic_path, check_output, remove_stale
 from ..errors import ArgumentError, DeepJetError
 from .. import schema
-from . import clustering, features, fatjets, pileup as pileup_library, truth
+from . import clustering, features, fatjets, kernel_cache, pileup as pileup_library, truth
 from .pythia import EVENT_LABEL, FATJET_PROCESSES, PROCESSES, EventGenerator, block_seed
 
 BLOCK_EVENTS = 100  # events per block: the unit of seeding, parallelism and progress
@@ -34,6 +34,7 @@ JET_PT_MIN = 20.0
 JET_ETA_MAX = 2.5
 JET_R = 0.4
 GEN_MATCH_DR = 0.4
+WARMUP_EVENTS = 5  # events that call every kernel of a sample kind (each kind makes entries from 5)
 
 # jagged groups as written, from the schema: record name -> (field names, counter branch)
 GROUPS = {objects.record: (objects.fields, objects.counter) for objects in schema.OBJECT_LISTS}
@@ -171,6 +172,13 @@ def generate_block(block: int, events: int, process: str, pthat_min, pileup: flo
                                              pileup, options)
 
 
+def compile_kernels(kind: str, process: str, pthat_min=None, options: tuple = ()) -> None:
+    """Call every numba kernel a sample of ``kind`` (:data:`PRODUCTS`) uses, on ``WARMUP_EVENTS`` events of
+    ``process`` without pile-up (the kernels' types are the same with it): numba compiles them and caches the
+    code (:mod:`.kernel_cache`). ``options`` are the kind's own settings, as :func:`generate_block` takes them."""
+    PRODUCTS[kind].block(_generator(process, pthat_min), WARMUP_EVENTS, block_seed(0, 0), 0.0, options)
+
+
 @functools.lru_cache(maxsize=1)
 def _generator(process, pthat_min) -> EventGenerator:
     # Pythia's set-up costs about a second; a worker keeps its instance for the blocks it runs (every block
@@ -231,6 +239,9 @@ def generate(process: str, events: int, out, *, seed: int = 1, jobs: int = 1, pt
 
     if pileup > 0:  # made once here (and cached) rather than by every worker
         pileup_library.ensure_library(progress=progress)
+    if scheduler is None:  # compiled once here, not by every worker; a cluster's machines compile their own
+        kernel_cache.compile_once(kind, functools.partial(compile_kernels, kind, process, pthat_min, options),
+                                  progress=progress)
     start = time.perf_counter()
     events = int(events)
     n_blocks = -(-events // BLOCK_EVENTS)

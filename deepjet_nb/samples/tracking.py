@@ -132,20 +132,41 @@ def gls_fit(r, u, sigma, use, ms_r, ms_var, n_ms, n_par):
     slope kink ``ms_var[j]``, j < ``n_ms``), ms_var_j (r_i - r_j)(r_k - r_j) for hits beyond it: the global-chi2
     form of a Kalman filter with multiple scattering as process noise. Returns ``(params, cov, chi2,
     hit_chi2)``; ``hit_chi2[i]`` = residual_i^2 / var(residual_i) for the used hits, 0 elsewhere.
+
+    Solved by Cholesky whitening (V = L L^T; the ordinary fit of L^-1 y on L^-1 A) in plain loops: with at most
+    a dozen hits, LAPACK and BLAS calls cost several times the arithmetic (the fit was most of the time of a
+    pile-up sample), and the whitening never forms V^-1, which is stabler than inverting V.
     """
     idx = np.flatnonzero(use)
+    v = _hit_covariance(r, sigma, idx, ms_r, ms_var, n_ms)
+    design = _design_matrix(r, idx, n_par)
+    y = u[idx]
+    chol = _cholesky(v)
+    design_w = _forward_substitute(chol, design)
+    y_w = _forward_substitute(chol, y.reshape((-1, 1)))  # one column
+    cov = _inverse_spd(_cross(design_w, design_w))
+    params = _times(cov, _cross(design_w, y_w)[:, 0])
+    chi2 = 0.0
+    for a in range(idx.shape[0]):
+        res_w = y_w[a, 0] - _dot(design_w[a], params)
+        chi2 += res_w * res_w
+    hit_chi2 = np.zeros(r.shape[0])
+    for a in range(idx.shape[0]):
+        res = y[a] - _dot(design[a], params)
+        # variance of the residual: the hit's minus that of the fitted trajectory at the hit
+        res_var = v[a, a] - _dot(design[a], _times(cov, design[a]))
+        hit_chi2[idx[a]] = res * res / max(res_var, 1e-30)
+    return params, cov, chi2, hit_chi2
+
+
+@numba.njit(cache=True)
+def _hit_covariance(r, sigma, idx, ms_r, ms_var, n_ms):
+    """Covariance of the hits ``idx``: their resolutions and the multiple scattering they share (see
+    :func:`gls_fit`)."""
     m = idx.shape[0]
     v = np.zeros((m, m))
-    design = np.zeros((m, n_par))
-    y = np.empty(m)
     for a in range(m):
         ri = r[idx[a]]
-        y[a] = u[idx[a]]
-        design[a, 0] = 1.0
-        if n_par > 1:
-            design[a, 1] = ri
-        if n_par > 2:
-            design[a, 2] = 0.5 * ri * ri
         for b in range(a + 1):
             rk = r[idx[b]]
             s = 0.0
@@ -155,17 +176,86 @@ def gls_fit(r, u, sigma, use, ms_r, ms_var, n_ms, n_par):
             v[a, b] = s
             v[b, a] = s
         v[a, a] += sigma[idx[a]] ** 2
-    w = np.linalg.inv(v)
-    wa = w @ design
-    cov = np.linalg.inv(design.T @ wa)
-    params = cov @ (wa.T @ y)
-    res = y - design @ params
-    chi2 = res @ (w @ res)
-    res_cov = v - design @ cov @ design.T
-    hit_chi2 = np.zeros(r.shape[0])
+    return v
+
+
+@numba.njit(cache=True)
+def _design_matrix(r, idx, n_par):
+    """Derivatives of the trajectory u(r) at the hits ``idx`` by its ``n_par`` parameters: 1, r, r^2 / 2."""
+    design = np.zeros((idx.shape[0], n_par))
+    for a in range(idx.shape[0]):
+        ri = r[idx[a]]
+        design[a, 0] = 1.0
+        if n_par > 1:
+            design[a, 1] = ri
+        if n_par > 2:
+            design[a, 2] = 0.5 * ri * ri
+    return design
+
+
+@numba.njit(cache=True)
+def _cholesky(v):
+    """Lower-triangular L with L L^T = ``v`` (symmetric positive definite)."""
+    m = v.shape[0]
+    chol = np.zeros((m, m))
     for a in range(m):
-        hit_chi2[idx[a]] = res[a] * res[a] / max(res_cov[a, a], 1e-30)
-    return params, cov, chi2, hit_chi2
+        for b in range(a + 1):
+            s = v[a, b]
+            for c in range(b):
+                s -= chol[a, c] * chol[b, c]
+            chol[a, b] = np.sqrt(s) if a == b else s / chol[b, b]
+    return chol
+
+
+@numba.njit(cache=True)
+def _forward_substitute(chol, rhs):
+    """L^-1 ``rhs`` for lower-triangular L = ``chol`` and a matrix ``rhs`` (column by column)."""
+    out = np.empty(rhs.shape)
+    for col in range(rhs.shape[1]):
+        for a in range(rhs.shape[0]):
+            s = rhs[a, col]
+            for c in range(a):
+                s -= chol[a, c] * out[c, col]
+            out[a, col] = s / chol[a, a]
+    return out
+
+
+@numba.njit(cache=True)
+def _cross(left, right):
+    """``left``^T ``right`` in plain loops (BLAS costs more than the arithmetic at these sizes)."""
+    out = np.zeros((left.shape[1], right.shape[1]))
+    for q in range(left.shape[1]):
+        for t in range(right.shape[1]):
+            s = 0.0
+            for a in range(left.shape[0]):
+                s += left[a, q] * right[a, t]
+            out[q, t] = s
+    return out
+
+
+@numba.njit(cache=True)
+def _times(matrix, vector):
+    """``matrix`` ``vector`` in plain loops."""
+    out = np.zeros(matrix.shape[0])
+    for q in range(matrix.shape[0]):
+        out[q] = _dot(matrix[q], vector)
+    return out
+
+
+@numba.njit(cache=True)
+def _dot(left, right):
+    """Scalar product of two vectors in a plain loop."""
+    s = 0.0
+    for a in range(left.shape[0]):
+        s += left[a] * right[a]
+    return s
+
+
+@numba.njit(cache=True)
+def _inverse_spd(matrix):
+    """Inverse of a small symmetric positive definite matrix: (L^-1)^T L^-1 with L its Cholesky factor."""
+    chol_inv = _forward_substitute(_cholesky(matrix), np.eye(matrix.shape[0]))
+    return _cross(chol_inv, chol_inv)
 
 
 # ------------------------------------------------------------------------------------------------------ hits
@@ -311,9 +401,9 @@ def _fit_rejecting_outliers(hits, flags, scatterers, n_ms, n_u, n_z):
     use_z = flags[F_USE_Z]
     for _ in range(MAX_FITS):
         fit_u, cov_u, chi2_u, hit_u = gls_fit(hits[H_R], hits[H_U], hits[H_SIGMA_U], use_u, scatterers[S_R],
-                                              scatterers[S_VAR_U], n_ms, 3)
+                                              scatterers[S_VAR_U], n_ms, np.int64(3))
         fit_z, cov_z, chi2_z, hit_z = gls_fit(hits[H_R], hits[H_Z], hits[H_SIGMA_Z], use_z, scatterers[S_R],
-                                              scatterers[S_VAR_Z], n_ms, 2)
+                                              scatterers[S_VAR_Z], n_ms, np.int64(2))
         worst = _worst_outlier(hit_u, hit_z, use_u, use_z, n_u, n_z)
         if worst < 0:
             break

@@ -1,0 +1,221 @@
+"""Training input from a converted dataset: batches of ``(inputs, label, weight)`` streamed from shards.
+
+A :class:`JetBatches` walks over a chosen list of shards once per epoch. In streaming mode it shuffles the
+shard order, loads a window of at most ``buffer_shards`` shards, shuffles the jets inside the window and cuts
+batches (the jets left over at the end of a window start the next one), so memory stays bounded by the
+window whatever the size of the dataset. In memory mode (small data) every shard is read once and the jets are
+shuffled across the whole set. Shuffling is seeded by ``(seed, epoch)``: an epoch's batches are the same
+whenever it is run, which is what makes a resumed training see the data of an uninterrupted one.
+
+``as_tf_dataset`` wraps the batches in a prefetching ``tf.data.Dataset`` for ``keras.Model.fit``.
+
+>>> from deepjet_nb.dataset import open_dataset                                   # doctest: +SKIP
+>>> batches = JetBatches(open_dataset("data/deepjet"), batch_size=1024, seed=1)    # doctest: +SKIP
+>>> model.fit(batches.as_tf_dataset(), steps_per_epoch=batches.steps_per_epoch)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ArgumentError, DatasetError, DeepJetError
+
+Batch = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
+
+
+class JetBatches:
+    """Batches of jets from some shards of a converted dataset.
+
+    Parameters
+    ----------
+    dataset: an opened converted dataset (``deepjet_nb.dataset.open_dataset``).
+    shards: shard names to use (default: all, in manifest order), or a mapping shard name → indices of the
+        jets to use in that shard (a train or validation part of every shard, see :func:`split_jets`).
+    batch_size: jets per batch; the last batch of an epoch may be smaller.
+    shuffle: shuffle shard order and jets each epoch (off for validation and prediction).
+    seed: base seed; epoch ``e`` is shuffled with ``(seed, e)``.
+    buffer_shards: streaming mode holds at most this many shards in memory at once.
+    in_memory: read all shards once and keep them (small data).
+    prefetch: batches prepared ahead by ``as_tf_dataset``.
+
+    Raises :class:`ArgumentError` for a non-positive size or an unknown shard name.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        shards: Sequence[str] | Mapping[str, np.ndarray] | None = None,
+        *,
+        batch_size: int = 1024,
+        shuffle: bool = True,
+        seed: int = 0,
+        buffer_shards: int = 2,
+        in_memory: bool = False,
+        prefetch: int = 4,
+    ):
+        if batch_size < 1 or buffer_shards < 1 or prefetch < 0:
+            raise ArgumentError(
+                f"batch_size ({batch_size}) and buffer_shards ({buffer_shards}) must be >= 1, prefetch >= 0"
+            )
+        self.dataset = dataset
+        known = list(dataset.shard_names)
+        self.indices = {name: np.asarray(idx, dtype=np.int64) for name, idx in shards.items()} \
+            if isinstance(shards, Mapping) else None
+        self.shards = list(known if shards is None else shards)
+        unknown = sorted(set(self.shards) - set(known))
+        if unknown:
+            raise ArgumentError(f"shards {unknown} are not in dataset {_dataset_path(dataset)}")
+        if not self.shards:
+            raise ArgumentError(f"no shards selected from dataset {_dataset_path(dataset)}")
+        self.groups = list(dataset.manifest["inputs"])
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.buffer_shards = len(self.shards) if in_memory else int(buffer_shards)
+        self.in_memory = in_memory
+        self.prefetch = int(prefetch)
+        jets = dataset.shard_jets()
+        self.n_jets = sum(len(self.indices[name]) if self.indices is not None else jets[name] for name in self.shards)
+        if self.n_jets == 0:
+            raise DatasetError(f"shards {self.shards} of dataset {_dataset_path(dataset)} hold no jets")
+        self._cache: dict[str, dict[str, np.ndarray]] = {}
+        self.failure: DeepJetError | None = None  # an error of the data met inside tf.data (as_tf_dataset)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch (the last one may be short)."""
+        return math.ceil(self.n_jets / self.batch_size)
+
+    def epoch_batches(self, epoch: int = 0) -> Iterator[Batch]:
+        """Yield the batches of epoch ``epoch``: ``({group: float32}, label int32, weight float32)``."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = [str(n) for n in rng.permutation(self.shards)] if self.shuffle else list(self.shards)
+        carry: dict[str, np.ndarray] | None = None
+        for start in range(0, len(order), self.buffer_shards):
+            window = self._concat([self._read(name) for name in order[start:start + self.buffer_shards]])
+            if self.shuffle:
+                perm = rng.permutation(len(window["label"]))
+                window = {key: arr[perm] for key, arr in window.items()}
+            if carry is not None:
+                window = self._concat([carry, window])
+            n = len(window["label"])
+            n_full = n - n % self.batch_size
+            for lo in range(0, n_full, self.batch_size):
+                yield self._batch(window, slice(lo, lo + self.batch_size))
+            carry = {key: arr[n_full:] for key, arr in window.items()} if n_full < n else None
+        if carry is not None:
+            yield self._batch(carry, slice(None))
+
+    def arrays(self) -> Batch:
+        """All jets of the selected shards in shard order (no shuffling), as one ``(x, label, weight)``."""
+        data = self._concat([self._read(name) for name in self.shards])
+        return self._batch(data, slice(None))
+
+    def as_tf_dataset(self, start_epoch: int = 0, *, repeat: bool = True):
+        """A prefetching ``tf.data.Dataset`` of the batches of epochs ``start_epoch, start_epoch + 1, ...``.
+
+        With ``repeat`` (training) the dataset is endless: pass ``steps_per_epoch`` to ``fit`` so that Keras
+        keeps one iterator across epochs and each epoch consumes exactly one epoch of batches. Without it the
+        dataset holds the batches of ``start_epoch`` only (validation, prediction).
+        """
+        import tensorflow as tf
+
+        def generate():
+            epoch = start_epoch
+            try:
+                while True:
+                    yield from self.epoch_batches(epoch)
+                    if not repeat:
+                        return
+                    epoch += 1
+            except DeepJetError as err:  # tf.data re-raises it wrapped in its own error: keep it for the caller
+                self.failure = err
+                raise
+
+        shapes = self.dataset.manifest["inputs"]
+        signature = (
+            {g: tf.TensorSpec((None, *shapes[g]["shape"]), tf.float32) for g in self.groups},
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None,), tf.float32),
+        )
+        ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        if not repeat:
+            ds = ds.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
+        return ds.prefetch(self.prefetch)
+
+    # -- private -------------------------------------------------------------------------------------------
+
+    def _read(self, name: str) -> dict[str, np.ndarray]:
+        """Arrays of shard ``name`` that training needs: memory-mapped when streaming (shuffling then gathers
+        the window into memory, batch slicing copies only the batch), read and cached in memory mode."""
+        if name in self._cache:
+            return self._cache[name]
+        loaded = self.dataset.shard(name, mmap=not self.in_memory)
+        take = self.indices[name] if self.indices is not None else slice(None)
+        try:
+            arrays = {key: np.asarray(loaded[key][take]) for key in (*self.groups, "label", "weight")}
+        except KeyError as err:
+            raise DatasetError(f"shard {name!r} of dataset {_dataset_path(self.dataset)} lacks {err}") from None
+        # At every read (once per epoch when streaming; ~1 µs a jet): one NaN spreads into every weight in a
+        # single step, after which nothing could say which jet it came from.
+        self.dataset.check_values(name, arrays, self.indices[name] if self.indices is not None else None)
+        if self.in_memory:
+            self._cache[name] = arrays
+        return arrays
+
+    @staticmethod
+    def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        if len(parts) == 1:
+            return parts[0]
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def _batch(self, data: dict[str, np.ndarray], sl: slice) -> Batch:
+        x = {g: np.ascontiguousarray(data[g][sl], dtype=np.float32) for g in self.groups}
+        return x, data["label"][sl].astype(np.int32), data["weight"][sl].astype(np.float32)
+
+
+def split_jets(shard_jets: Mapping[str, int], val_fraction: float, seed: int) -> tuple[dict, dict]:
+    """Split every shard's jets into training and validation: ``(train, validation)``, each a mapping shard name
+    → sorted jet indices. A seeded share ``val_fraction`` of each shard validates, so validation has the
+    mixture of processes (and files) of training. Each shard is split from ``(seed, shard name)``: the split does
+    not depend on which other shards exist or their order."""
+    train, validation = {}, {}
+    for name, n in shard_jets.items():
+        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")])
+        order = rng.permutation(int(n))
+        n_val = int(round(val_fraction * n))
+        validation[name] = np.sort(order[:n_val])
+        train[name] = np.sort(order[n_val:])
+    return train, validation
+
+
+def _dataset_path(dataset) -> str:
+    return str(getattr(dataset, "path", "?"))
+
+
+
+class UnmixedShardsWarning(UserWarning):
+    """Training batches would hold few classes (see :func:`unmixed_shards`)."""
+
+
+def unmixed_shards(dataset, shards, buffer_shards: int, in_memory: bool) -> str | None:
+    """Why streaming windows of ``buffer_shards`` of ``shards`` would give batches of few classes, or None: some
+    shards hold (almost) one class each, as when every input file is one process (fat-jet and event samples),
+    and a window holds fewer shards than there are."""
+    if in_memory or buffer_shards >= len(shards):
+        return None
+    dominant = {}
+    for name in shards:
+        counts = np.bincount(np.asarray(dataset.shard(name, mmap=True)["label"]), minlength=len(dataset.classes))
+        if counts.sum():
+            dominant[name] = (int(counts.argmax()), counts.max() / counts.sum())
+    pure = {name for name, (_, share) in dominant.items() if share > 0.95}
+    if not pure or len({cls for cls, _ in dominant.values()}) < 2:
+        return None
+    return (f"shards {sorted(pure)} hold almost only one class each, and a streaming window holds {buffer_shards} "
+            f"of {len(shards)} shards: batches would mix few classes and training oscillate. Pass in_memory=True "
+            f"(small data) or buffer_shards={len(shards)}")
