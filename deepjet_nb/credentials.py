@@ -231,6 +231,16 @@ class CredentialMonitor:
         return cred, f"could not renew the {KERBEROS} (kinit -R failed)"
 
 
+def monitor_for(option, data, manifest: dict | None = None) -> CredentialMonitor | None:
+    """The monitor a training uses for its ``credentials`` option (:func:`monitor_option`): "auto" watches when
+    it reads ``root://`` inputs (:func:`uses_remote_inputs`); None when nothing is watched."""
+    if option == "auto":
+        option = uses_remote_inputs(data, manifest)
+    if option is False:
+        return None
+    return CredentialMonitor() if option is True else option
+
+
 def credential_callback(monitor: CredentialMonitor, *, on_message, on_stop):
     """The Keras callback running ``monitor``: at the start of training, at each epoch's end (needing the last
     epoch's duration of validity) and every ``monitor.interval`` seconds between batches. ``on_message(text)``

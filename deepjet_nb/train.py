@@ -298,7 +298,6 @@ class Trainer:
             self.components = resolve_components(**reimportable(stored.components))
         wanted = {**given, "data_config_hash": self.dataset.manifest.config_hash}
         for key in RESUME_FIXED:
-
             if key in wanted and wanted[key] != getattr(stored, key):
                 what = "data (manifest config_hash)" if key == "data_config_hash" else key
                 raise RunError(f"{self.run_dir}: cannot resume, {what} was {getattr(stored, key)!r} in "
@@ -551,15 +550,11 @@ class Trainer:
 
     def _credential_callbacks(self) -> list:
         """The credential monitor's callback, when it is on (``credentials``; "auto": root:// inputs)."""
-        from .credentials import CredentialMonitor, credential_callback, uses_remote_inputs
+        from .credentials import credential_callback, monitor_for
 
-        monitor = self.credentials
-        if monitor == "auto":
-            monitor = uses_remote_inputs(self.config.data, self.dataset.manifest)
-        if monitor is False:
-            return []
-        monitor = CredentialMonitor() if monitor is True else monitor
-        return [credential_callback(monitor, on_message=self._credential_message, on_stop=self._credential_stop)]
+        monitor = monitor_for(self.credentials, self.config.data, self.dataset.manifest)
+        return [] if monitor is None else [
+            credential_callback(monitor, on_message=self._credential_message, on_stop=self._credential_stop)]
 
     def _credential_message(self, message: str):
         self._log(f"credentials: {message}")
@@ -576,8 +571,6 @@ class Trainer:
         self._credential_message(
             f"stopping: {reason}. {kept.capitalize()}; renew the credential, then resume: deepjet-nb train "
             f"--data {self.config.data} --out {self.run_dir} --resume (or Trainer(..., resume=True))")
-
-
 
     # -- dashboard ---------------------------------------------------------------------------------------
 
@@ -634,7 +627,6 @@ def train(model: str, data, out, **kwargs) -> Trainer:
 
 
 def _hooks_callback(trainer: Trainer):
-
     """A Keras callback that hands epoch and batch events to ``trainer`` (defined here to import Keras late)."""
     import keras
 
