@@ -7,7 +7,9 @@ does (same optimiser, loss and weighted metric) with
 
 1. ``default``: TensorFlow's default thread pools and ``steps_per_execution=1``;
 2. ``chosen``: the settings ``Trainer`` applies (:data:`deepjet_nb.tf_runtime.TRAINING_SETTINGS`), or the ones
-   given with ``--intra``/``--inter``/``--steps-per-execution`` to try others;
+   given with ``--intra``/``--inter``/``--steps-per-execution``/``--jit-compile``/``--mixed-bfloat16`` to try
+   others (the last two are ways to run the same model, not thread settings: XLA compilation, and bfloat16
+   arithmetic, which CPUs with AMX or AVX-512 BF16 run natively);
 3. ``deterministic`` (with ``--deterministic``): the chosen settings with TensorFlow's op determinism on, as
    ``Trainer`` runs with ``deterministic=True`` (:func:`deepjet_nb.tf_runtime.apply_determinism`).
 
@@ -47,10 +49,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--intra", type=int, default=None, help="try these intra-op threads instead of the chosen")
     parser.add_argument("--inter", type=int, default=None, help="try these inter-op threads instead of the chosen")
     parser.add_argument("--steps-per-execution", type=int, default=None)
+    parser.add_argument("--jit-compile", action="store_true", help="try XLA compilation (Keras jit_compile=True)")
+    parser.add_argument("--mixed-bfloat16", action="store_true",
+                        help="try Keras' mixed_bfloat16 policy (bfloat16 compute, float32 weights)")
     parser.add_argument("--deterministic", action="store_true",
                         help="also measure the chosen settings with TensorFlow's op determinism on")
     parser.add_argument("--workdir", default=None, help="where the datasets are made (default: a temp dir)")
-    parser.add_argument("--worker", nargs=6, metavar=("MODEL", "DATA", "INTRA", "INTER", "SPE", "DET"),
+    parser.add_argument("--worker", nargs=8, metavar=("MODEL", "DATA", "INTRA", "INTER", "SPE", "DET", "XLA", "BF16"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -65,7 +70,8 @@ def main(argv=None) -> dict:
         data = _dataset(workdir, CONFIGS[model], args.files, args.jets_per_file)
         chosen = dict(TRAINING_SETTINGS.get(model, {}))
         given = {"intra_op_threads": args.intra, "inter_op_threads": args.inter,
-                 "steps_per_execution": args.steps_per_execution}
+                 "steps_per_execution": args.steps_per_execution,
+                 "jit_compile": args.jit_compile or None, "mixed_bfloat16": args.mixed_bfloat16 or None}
         chosen.update({k: v for k, v in given.items() if v is not None})
         ways = {"default": {}, "chosen": chosen}
         if args.deterministic:
@@ -101,7 +107,8 @@ def _compare(args, model: str, data: Path, ways: dict) -> dict:
 
 def _run_worker(args, model: str, data: Path, settings: dict) -> dict:
     worker = [model, str(data), str(settings.get("intra_op_threads", 0)), str(settings.get("inter_op_threads", 0)),
-              str(settings.get("steps_per_execution", 1)), str(int(settings.get("deterministic", False)))]
+              str(settings.get("steps_per_execution", 1)), str(int(settings.get("deterministic", False))),
+              str(int(settings.get("jit_compile", False))), str(int(settings.get("mixed_bfloat16", False)))]
     cmd = [sys.executable, __file__, "--worker", *worker, "--batch-size", str(args.batch_size),
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -112,7 +119,7 @@ def _run_worker(args, model: str, data: Path, settings: dict) -> dict:
 
 def _measure(args) -> dict:
     """One measurement in this (fresh) process: configure TensorFlow, trace, warm up, time ``--steps`` steps."""
-    model_name, data, intra, inter, spe, deterministic = args.worker
+    model_name, data, intra, inter, spe, deterministic, xla, bf16 = args.worker
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from deepjet_nb.tf_runtime import apply_determinism, apply_threads
 
@@ -128,11 +135,13 @@ def _measure(args) -> dict:
     from deepjet_nb.batches import JetBatches
 
     keras.utils.set_random_seed(0)
+    if int(bf16):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     ds = open_dataset(data)
     model = build_model(model_name, ds.manifest)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(),
                   weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  steps_per_execution=int(spe))
+                  steps_per_execution=int(spe), jit_compile=bool(int(xla)))
     batches = JetBatches(ds, batch_size=args.batch_size, seed=0)
     stream = batches.as_tf_dataset()
     model.fit(stream, steps_per_epoch=args.warmup, epochs=1, shuffle=False, verbose=0)

@@ -7,7 +7,9 @@ other settings, side by side, each in a fresh process; figures in ``docs/referen
 today, on the 2-core development machine:
 
 - DeepJet: one thread per op and two ops side by side (meant to run the three recurrent branches in parallel)
-  ran at 0.61x of the default; 8 steps per execution at 1.00x.
+  ran at 0.61x of the default; 8 steps per execution at 1.00x; XLA compilation at 0.97x and bfloat16
+  arithmetic at 1.00x. With the defaults it already keeps 1.66 of the 2 cores busy, so thread settings could
+  gain at most 1.2x there; its time goes into the LSTMs' sequential small matrix products.
 - DeepCSV: 16 steps per call of the compiled loop ran at 1.10x, but a run resumed from an epoch checkpoint then
   ends with other weights than an uninterrupted one (seen with 7 steps per epoch and 2 or 16 steps per
   execution; with 1 they are bit-identical), and the bit-identical resume is worth more than 10 %.

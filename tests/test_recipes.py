@@ -89,3 +89,22 @@ def test_bdt_holds_out_the_networks_validation_jets_and_chooses_by_validation_lo
         from deepjet_nb.bdt import train_bdt
 
         train_bdt(deepcsv_dataset, run_dir)
+
+
+def test_tutorial_recipe_takes_only_the_overrides_that_are_given():
+    from deepjet_nb import tutorial_samples
+
+    chosen = tutorial_samples.recipe("deepcsv")
+    assert chosen == tutorial_samples.RECIPES["deepcsv"] and chosen is not tutorial_samples.RECIPES["deepcsv"]
+    quick = tutorial_samples.recipe("deepcsv", epochs=2, batch_size=None)
+    assert quick == {**chosen, "epochs": 2}
+    with pytest.raises(ArgumentError, match="pcnn"):
+        tutorial_samples.recipe("pcnn")
+
+
+def test_tutorial_dataset_refuses_an_unknown_weighting_before_any_work(tmp_path):
+    from deepjet_nb import tutorial_samples
+
+    with pytest.raises(ArgumentError, match="'reweight'"):
+        tutorial_samples.dataset("deepcsv", events=10, weighting="reweight", directory=tmp_path)
+    assert not any(tmp_path.iterdir())
