@@ -10,9 +10,22 @@ import uproot
 from deepjet_nb import demo
 
 
+@pytest.fixture(scope="module")
+def first_demo(tmp_path_factory):
+    """The tiny demo run once with seed 3: (its output directory, its metrics, what it printed)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("demo_first")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        metrics = demo.run(out, scale="tiny", seed=3)
+    return out, metrics, printed.getvalue()
+
+
 @pytest.mark.slow
-def test_tiny_demo_writes_predictions_metrics_plots_and_notebooks(tmp_path, capsys):
-    metrics = demo.run(tmp_path, scale="tiny", seed=3)
+def test_tiny_demo_writes_predictions_metrics_plots_and_notebooks(first_demo, capsys):
+    tmp_path, metrics, printed = first_demo
     n_jets = uproot.open(tmp_path / "predictions" / "deepcsv.root")["tree"].num_entries
     for tagger in demo.ALL_TAGGERS:
         tree = uproot.open(tmp_path / "predictions" / f"{tagger}.root")["tree"]
@@ -44,7 +57,6 @@ def test_tiny_demo_writes_predictions_metrics_plots_and_notebooks(tmp_path, caps
         else:
             assert "n_seeds" not in entry
     assert (tmp_path / "plots" / "roc_b.png").stat().st_size > 10_000
-    printed = capsys.readouterr().out
     assert "eff@1%" in printed and "deepjet − deepcsv" in printed and "seed spread" in printed
     for tagger in demo.TAGGERS:  # both exported, checked against training on the test sample
         report = json.loads((tmp_path / "deploy" / tagger / "equivalence.json").read_text())
@@ -57,3 +69,19 @@ def test_tiny_demo_writes_predictions_metrics_plots_and_notebooks(tmp_path, caps
     demo.run(tmp_path, scale="tiny", seed=3)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "predictions").iterdir()} == stamps
     assert "generate" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_demo_runs_with_one_seed_give_identical_metrics_and_predictions(first_demo, tmp_path):
+    """Samples, trainings (every seed), the boosted trees, predictions and the bootstrap: all fixed by the seed."""
+    import numpy as np
+
+    first, metrics, _ = first_demo
+    assert demo.run(tmp_path, scale="tiny", seed=3) == metrics
+    assert (tmp_path / "metrics.json").read_bytes() == (first / "metrics.json").read_bytes()
+    files = sorted(p.name for p in (first / "predictions").glob("*.root"))
+    assert files == sorted(p.name for p in (tmp_path / "predictions").glob("*.root")) and len(files) >= 5
+    for name in files:
+        a = uproot.open(first / "predictions" / name)["tree"].arrays(library="np")
+        b = uproot.open(tmp_path / "predictions" / name)["tree"].arrays(library="np")
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
