@@ -16,7 +16,8 @@ The pipeline, stage by stage: the ``deepjet-nb`` command of each stage and the m
                        trained; batches: jets streamed from a dataset; run (djn.open_run): the run directory;
                        validation: the metrics of every epoch; dashboard, recipes, tf_runtime, credentials
     predict            predict: run + jets -> prediction file; bdt: a boosted-decision-tree reference tagger
-    evaluate           evaluate (djn.load_taggers); performance: the evaluation core; plots, widgets
+    evaluate           evaluate (djn.load_taggers); performance: the evaluation core; plots, widgets;
+                       learning_curve: performance against the number of training jets
     evaluate-boosted   boosted: top and W tagging of fat jets
     export             deploy: run -> exported model; predictor (djn.Predictor): inference without TensorFlow;
                        equivalence: exported model against training
@@ -52,7 +53,8 @@ _ERRORS = ("ArgumentError", "ConfigError", "DatasetError", "DeepJetError", "Depl
 # Every public module of the package, in the order of the docstring's map.
 _MODULES = ("samples", "schema", "inspect", "convert", "jets", "config", "layouts", "expressions", "collection",
             "dataset", "rootio", "parallel", "train", "train_config", "models", "components", "batches", "run",
-            "validation", "dashboard", "recipes", "tf_runtime", "credentials", "predict", "bdt", "evaluate", "performance", "plots",
+            "validation", "dashboard", "recipes", "tf_runtime", "credentials", "predict", "bdt", "evaluate", "performance",
+            "learning_curve", "plots",
             "widgets", "boosted", "deploy", "predictor", "equivalence", "service", "scan", "verify", "project",
             "flavours", "kernels", "names", "userimport", "progress", "errors", "record", "cli", "demo",
             "tutorial_samples", "testing")

@@ -178,19 +178,34 @@ class JetBatches:
         return x, data["label"][sl].astype(np.int32), data["weight"][sl].astype(np.float32)
 
 
-def split_jets(shard_jets: Mapping[str, int], val_fraction: float, seed: int) -> tuple[dict, dict]:
+def split_jets(shard_jets: Mapping[str, int], val_fraction: float, seed: int,
+               train_fraction: float = 1.0) -> tuple[dict, dict]:
     """Split every shard's jets into training and validation: ``(train, validation)``, each a mapping shard name
     → sorted jet indices. A seeded share ``val_fraction`` of each shard validates, so validation has the
     mixture of processes (and files) of training. Each shard is split from ``(seed, shard name)``: the split does
-    not depend on which other shards exist or their order."""
+    not depend on which other shards exist or their order.
+
+    ``train_fraction`` (in (0, 1]) keeps a seeded share of each shard's training jets (a learning curve): the
+    validation jets stay those of the whole run, and a smaller share is a subset of a larger one (both take
+    the first jets of the same seeded order)."""
     train, validation = {}, {}
     for name, n in shard_jets.items():
         rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")])
         order = rng.permutation(int(n))
         n_val = int(round(val_fraction * n))
+        n_train = int(round(train_fraction * (int(n) - n_val)))
         validation[name] = np.sort(order[:n_val])
-        train[name] = np.sort(order[n_val:])
+        train[name] = np.sort(order[n_val:n_val + n_train])
     return train, validation
+
+
+def check_train_fraction(value, what: str) -> float:
+    """``value`` as a share of the training jets (:func:`split_jets`), in (0, 1]; raises :class:`ArgumentError`
+    naming ``what`` and the field ``train_fraction`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 < float(value) <= 1:
+        raise ArgumentError(f"{what}: train_fraction must be a number in (0, 1], got {value!r}", key="train_fraction")
+    return float(value)
 
 
 def _dataset_path(dataset) -> str:

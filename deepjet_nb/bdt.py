@@ -41,23 +41,24 @@ DEFAULTS = {"learning_rate": 0.1, "max_leaf_nodes": 31, "max_iter": 1000, "n_ite
             "l2_regularization": 0.0}
 
 
-def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, threads: int = THREADS, **hyper) -> dict:
+def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, train_fraction: float = 1.0,
+              threads: int = THREADS, **hyper) -> dict:
     """Train the BDT on the converted dataset ``data`` into the run directory ``out`` (created; it must not hold
     a run yet).
 
     ``seed`` and ``val_fraction`` choose the validation jets as :class:`~deepjet_nb.train.Trainer` does with
-    the same values; ``threads``: OpenMP threads of scikit-learn (:data:`THREADS`); ``hyper``: keys of
-    :data:`DEFAULTS`. Returns what is also written to ``train_config.json`` under ``"result"``: ``n_iter``
-    (boosting iterations kept), ``seconds`` (wall) and ``cpu_s``, and the validation metrics of the final model
-    (``val_loss``, ``val_accuracy``, ``val_auc``, ``val_beff_at_mistag_0.01``). Raises
-    :class:`ArgumentError` for an unknown or bad hyper-parameter, :class:`RunError` when ``out`` holds a run,
-    :class:`~deepjet_nb.errors.DatasetError` for a bad dataset.
+    the same values, and ``train_fraction`` the same share of the training jets; ``threads``: OpenMP threads
+    of scikit-learn (:data:`THREADS`); ``hyper``: keys of :data:`DEFAULTS`. Returns what is also written to
+    ``train_config.json`` under ``"result"``: ``n_iter`` (boosting iterations kept), ``seconds`` (wall) and
+    ``cpu_s``, and the validation metrics of the final model (``val_loss``, ``val_accuracy``, ``val_auc``,
+    ``val_beff_at_mistag_0.01``). Raises :class:`ArgumentError` for an unknown or bad hyper-parameter,
+    :class:`RunError` when ``out`` holds a run, :class:`~deepjet_nb.errors.DatasetError` for a bad dataset.
     """
     import joblib
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from .dataset import open_dataset
-    from .batches import split_jets
+    from .batches import check_train_fraction, split_jets
     from .validation import split_record, validation_metrics
 
     settings = _settings(hyper)
@@ -65,13 +66,14 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, threads: i
     if not 0 < number(val_fraction, "val_fraction", "train_bdt") < 1:
         raise ArgumentError(f"train_bdt: val_fraction must lie in (0, 1): early stopping needs validation jets, "
                             f"got {val_fraction}")
+    train_fraction = check_train_fraction(train_fraction, "train_bdt")
     out = check_output(out, directory=True, what="run directory")
     run = Run(out)
     if run.exists:
         raise RunError(f"{out}: already holds a run ({TRAIN_CONFIG}); choose another directory or delete it")
     dataset = open_dataset(data)
     dataset.verify()
-    split = split_jets(dataset.shard_jets(), val_fraction, seed)
+    split = split_jets(dataset.shard_jets(), val_fraction, seed, train_fraction)
     (x, y, w), (x_val, y_val, w_val) = (_jets(dataset, part) for part in split)
     start, cpu = time.perf_counter(), time.process_time()
     classifier = HistGradientBoostingClassifier(
@@ -86,13 +88,14 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, threads: i
     result = {"n_iter": int(classifier.n_iter_), "seconds": round(time.perf_counter() - start, 1),
               "cpu_s": round(time.process_time() - cpu, 1),
               **validation_metrics(probs, y_val.astype(np.int64), w_val.astype(np.float64), dataset.manifest)}
-    config = {"model": MODEL_NAME, "data": str(data), "seed": seed, "val_fraction": val_fraction, "hyper": settings,
+    config = {"model": MODEL_NAME, "data": str(data), "seed": seed, "val_fraction": val_fraction,
+              "train_fraction": train_fraction, "hyper": settings,
               "shards": dataset.shard_names, "data_config_hash": dataset.manifest.config_hash, "result": result}
     # model first, train_config.json last: its presence marks a finished BDT run
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / BDT_MODEL) as tmp:
         joblib.dump(classifier, tmp)
-    run.create(dataset.manifest, config, split=split_record(dataset, split))
+    run.create(dataset.manifest, config, split=split_record(dataset, split, train_fraction))
     run.log(f"bdt: {settings} -> {result}")
     return result
 

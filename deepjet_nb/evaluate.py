@@ -39,7 +39,7 @@ from .flavours import (CLASS_FLAVOURS, FLAVOUR_CODES, FLAVOUR_GROUPS, TASKS, dis
 from .performance import (MISTAGS, RocCurve, SkippedTaskWarning, Task, WorkingPoint, class_probabilities,
                           compute_metrics, difference, evaluation_output, format_value, has_jets, named_paths,
                           noting_skipped_tasks, read_prediction_arrays, roc_errors, same_jets, seed_spread,
-                          skipped_tasks, summary_table, tagger_names, warn_skipped)
+                          paired_verdict, skipped_tasks, summary_table, tagger_names, warn_skipped)
 from .performance import roc as _roc_curve, working_points as _working_points
 from .plots import plot_stems
 from .predict import PROB_PREFIX, TRUTH_PREFIX
@@ -49,7 +49,7 @@ __all__ = [
     "Tagger", "RocCurve", "WorkingPoint", "Efficiency", "SkippedTaskWarning",
     "read_predictions", "load_taggers", "track_counting",
     "roc", "roc_errors", "difference", "same_jets", "seed_spread", "working_points", "efficiency_vs",
-    "compute_metrics", "evaluate", "skipped_tasks", "summary_table", "format_value", "named_paths",
+    "compute_metrics", "evaluate", "skipped_tasks", "summary_table", "paired_verdict", "format_value", "named_paths",
     "noting_skipped_tasks", "plot_stems", "register_cli",
 ]
 

@@ -160,9 +160,14 @@ def infer(model, run: Run, chunk: dict[str, np.ndarray], batch_size: int = DEFAU
     ``batch_size`` jets: the numbers :func:`predict` writes."""
     # A dict keyed by group feeds the inputs by name (the builders name each keras.Input after its group).
     x = {g: chunk[g] for g in run.inputs}
-    if len(chunk["label"]) == 0:
+    n = len(chunk["label"])
+    if n == 0:
         return np.zeros((0, len(run.classes)), np.float32)
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    # Batches cut here, not by model.predict: for arrays Keras builds a tf.data pipeline whose parallel map
+    # TensorFlow rewrites under op determinism (on after a training in the same process), logging a C++ error
+    # line about it, a stderr box in a notebook. The forward passes are the same, batch for batch.
+    parts = [model.predict_on_batch({g: v[i:i + batch_size] for g, v in x.items()}) for i in range(0, n, batch_size)]
+    return np.asarray(np.concatenate(parts), dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=1)

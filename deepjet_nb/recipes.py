@@ -32,7 +32,7 @@ from pathlib import Path
 from .errors import ArgumentError, DeepJetError
 
 __all__ = ["MIN_STEPS_PER_EPOCH", "MIN_BATCH", "STEP_BUDGET", "LEARNING_RATES", "BATCH_FACTORS", "BDT_GRID",
-           "scale_recipe", "candidates", "candidate_id", "choose", "choose_bdt", "train_jets"]
+           "scale_recipe", "candidates", "candidate_id", "bdt_candidate_id", "choose", "choose_bdt", "train_jets"]
 
 MIN_STEPS_PER_EPOCH = 100
 MIN_BATCH = 64
@@ -97,12 +97,13 @@ def candidates(model: str, n_train: int, *, learning_rates=LEARNING_RATES, batch
     return out
 
 
-def train_jets(data, *, val_fraction: float = 0.2, seed: int = 0) -> int:
-    """How many jets of the converted dataset ``data`` train (the rest validate), as the Trainer splits them."""
+def train_jets(data, *, val_fraction: float = 0.2, seed: int = 0, train_fraction: float = 1.0) -> int:
+    """How many jets of the converted dataset ``data`` train (the rest validate), as the Trainer splits them
+    (``train_fraction``: the share of them a learning-curve point keeps)."""
     from .dataset import open_dataset
     from .batches import split_jets
 
-    train, _ = split_jets(open_dataset(data).shard_jets(), val_fraction, seed)
+    train, _ = split_jets(open_dataset(data).shard_jets(), val_fraction, seed, train_fraction)
     return int(sum(len(idx) for idx in train.values()))
 
 
@@ -120,7 +121,7 @@ def choose(model: str, data, out, *, seed: int = 0, grid: list[dict] | None = No
     """
     from .train import Trainer
 
-    n_train = train_jets(data, seed=seed)
+    n_train = train_jets(data, seed=seed, train_fraction=options.get("train_fraction", 1.0))
     grid = grid if grid is not None else candidates(model, n_train)
     if not grid:
         raise ArgumentError("choose: an empty grid")
@@ -146,6 +147,11 @@ def candidate_id(recipe: dict) -> str:
     return f"lr={recipe['lr']:g}_batch={recipe['batch_size']}"
 
 
+def bdt_candidate_id(hyper: dict) -> str:
+    """A directory name for a BDT candidate: its hyper-parameters (``learning_rate=0.1_max_leaf_nodes=31``)."""
+    return "_".join(f"{k}={v:g}" for k, v in hyper.items())
+
+
 def _score(history: list[dict]) -> dict:
     """The lowest validation loss of a run and what its epoch had; the mean epoch time."""
     if not history or "val_loss" not in history[0]:
@@ -165,11 +171,12 @@ def _release(trainer) -> None:
     keras.backend.clear_session()
 
 
-def choose_bdt(data, out, *, seed: int = 0, grid: dict | None = None) -> dict:
+def choose_bdt(data, out, *, seed: int = 0, grid: dict | None = None, **options) -> dict:
     """Choose the hyper-parameters of the BDT (:mod:`deepjet_nb.bdt`) on ``data`` as :func:`choose` does for the
     networks: every combination of ``grid`` (default :data:`BDT_GRID`) trained with ``seed`` into
     ``out/<id>`` (reused when finished), early stopping on the validation split, scored by the validation loss
-    of the final model. Returns ``{"model": "bdt", "seed", "chosen", "candidates"}`` like :func:`choose`."""
+    of the final model; ``options`` go to every :func:`~deepjet_nb.bdt.train_bdt` alike (e.g.
+    ``train_fraction``). Returns ``{"model": "bdt", "seed", "chosen", "candidates"}`` like :func:`choose`."""
     import itertools
 
     from .bdt import train_bdt
@@ -179,9 +186,10 @@ def choose_bdt(data, out, *, seed: int = 0, grid: dict | None = None) -> dict:
     scored = []
     for values in itertools.product(*grid.values()):
         hyper = dict(zip(grid, values))
-        directory = Path(out) / "_".join(f"{k}={v:g}" for k, v in hyper.items())
+        directory = Path(out) / bdt_candidate_id(hyper)
         run = Run(directory)
-        result = run.train_config()["result"] if run.exists else train_bdt(data, directory, seed=seed, **hyper)
+        result = run.train_config()["result"] if run.exists else \
+            train_bdt(data, directory, seed=seed, **options, **hyper)
         scored.append({**hyper, SCORE: result["val_loss"], "n_iter": result["n_iter"],
                        "val_beff_at_mistag_0.01": result["val_beff_at_mistag_0.01"], "wall_s": result["seconds"],
                        "cpu_s": result.get("cpu_s")})

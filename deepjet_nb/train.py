@@ -530,11 +530,11 @@ class Trainer:
 
         jets = self.dataset.shard_jets()
         return split_jets({name: jets[name] for name in self.config.shards}, self.config.val_fraction,
-                          self.config.seed)
+                          self.config.seed, self.config.train_fraction)
 
     def split_record(self) -> dict:
         """What ``split.json`` holds: jets per source file and per class, for training and validation."""
-        return split_record(self.dataset, self._split())
+        return split_record(self.dataset, self._split(), self.config.train_fraction)
 
     def _validation_metrics(self) -> dict:
         """val_loss, val_accuracy (weighted like training), b vs udsg AUC and b-eff at 1 % mistag."""

@@ -27,10 +27,11 @@ HEADLINE = (VAL_BEFF, "b-eff @ 1% mistag")  # the validation metric the dashboar
 # class (signal, e.g. Top) with the last (background, e.g. QCD) on P(first) / (P(first) + P(last)).
 
 
-def split_record(dataset, split: tuple[dict, dict]) -> dict:
+def split_record(dataset, split: tuple[dict, dict], train_fraction: float = 1.0) -> dict:
     """What ``split.json`` holds for ``split`` = (train, validation) shard → jet indices of ``dataset``: jets per
-    source file and per class, for training and validation."""
-    record = {}
+    source file and per class, for training and validation, and ``train_fraction``, the share of the training
+    jets the split kept (:func:`deepjet_nb.batches.split_jets`)."""
+    record = {"train_fraction": float(train_fraction)}
     for part, indices in zip(("train", "validation"), split):
         classes = np.zeros(len(dataset.classes), dtype=np.int64)
         for name, idx in indices.items():

@@ -436,3 +436,15 @@ def test_summary_table_and_cli_show_the_paired_difference(prediction_files, tmp_
     assert metrics["deepjet"]["b_vs_udsg"]["minus"]["deepcsv"]["eff_at_mistag_err"]["0.01"] > 0
     line = next(line for line in out.splitlines() if line.startswith("deepjet − deepcsv") and "b_vs_udsg" in line)
     assert line.split()[4].startswith("+")  # differences carry their sign
+
+
+def test_paired_verdict_says_better_only_beyond_twice_the_paired_error():
+    def metrics(value, error):
+        return {"a": {"b_vs_udsg": {"minus": {"b": {"eff_at_mistag": {"0.01": value},
+                                                      "eff_at_mistag_err": {"0.01": error}}}}}}
+
+    assert ev.paired_verdict(metrics(0.075, 0.012), "a", "b") == \
+        "a − b: +7.5 ± 1.2 percentage points (paired error): a is better than b."
+    assert ev.paired_verdict(metrics(-0.05, 0.01), "a", "b").endswith("b is better than a.")
+    assert ev.paired_verdict(metrics(0.019, 0.01), "a", "b").endswith("a and b do not differ significantly here.")
+    assert ev.paired_verdict(metrics(0.019, 0.01), "a", "b", sigmas=1).endswith("a is better than b.")

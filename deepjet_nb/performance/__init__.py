@@ -28,12 +28,13 @@ from .curves import (MISTAGS, RocCurve, Tagger, Task, WorkingPoint, finite_score
                      resolve_task, roc, task_jets, task_masks, working_points)
 from .metrics import (compute_metrics, difference, evaluable_tasks, jet_mismatch, roc_errors, same_jets, seed_spread,
                       skipped_tasks, task_metrics)
-from .tables import format_value, summary_table
+from .tables import format_value, paired_verdict, summary_table
 
 __all__ = [
     "MISTAGS", "Task", "Tagger", "RocCurve", "WorkingPoint", "SkippedTaskWarning",
     "resolve_task", "task_masks", "has_jets", "task_jets", "finite_scores", "finite_task_jets", "roc", "roc_errors",
     "working_points", "same_jets", "jet_mismatch", "evaluable_tasks", "difference", "seed_spread", "task_metrics",
-    "compute_metrics", "skipped_tasks", "summary_table", "format_value", "named_paths", "noting_skipped_tasks",
+    "compute_metrics", "skipped_tasks", "summary_table", "paired_verdict", "format_value", "named_paths",
+    "noting_skipped_tasks",
     "warn_skipped", "evaluation_output", "read_prediction_arrays", "class_probabilities", "tagger_names",
 ]

@@ -78,3 +78,20 @@ def _decimals(err, scale) -> int:
         return 4 if scale == 1.0 else 1
     digits = max(0, -int(math.floor(math.log10(err * scale))))
     return max(0, digits - 1) if round(err * scale, digits) >= 10.0 ** (1 - digits) else digits
+
+
+def paired_verdict(metrics: dict, a: str, b: str, *, task: str = "b_vs_udsg", mistag: str = "0.01",
+                   sigmas: float = 2.0) -> str:
+    """One sentence on the paired difference a − b at ``mistag`` (``metrics[a][task]["minus"][b]``, made by
+    ``differences=[(a, b)]``): its value and paired error in percentage points, and which tagger is better when
+    the difference exceeds ``sigmas`` errors, else that the two do not differ significantly. Only what the
+    numbers support, e.g. ``"deepjet − deepcsv: +7.5 ± 1.2 percentage points (paired error): deepjet is better
+    than deepcsv."``"""
+    diff = metrics[a][task]["minus"][b]
+    value, error = 100 * diff["eff_at_mistag"][mistag], 100 * diff["eff_at_mistag_err"][mistag]
+    if abs(value) > sigmas * error:
+        better, worse = (a, b) if value > 0 else (b, a)
+        verdict = f"{better} is better than {worse}"
+    else:
+        verdict = f"{a} and {b} do not differ significantly here"
+    return f"{a} − {b}: {value:+.1f} ± {error:.1f} percentage points (paired error): {verdict}."

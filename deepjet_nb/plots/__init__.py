@@ -11,9 +11,11 @@
 - :class:`HistoryPlot`: a training run's loss and a validation metric per epoch.
 - :class:`EquivalencePlot`: deployed versus training discriminants of the same jets (2D histograms).
 - :class:`ParameterPlot`: a parameter scan's metric against one parameter, seed spread as error bars.
+- :class:`LearningCurvePlot`: efficiency at 1 % mistag against the number of training jets, and the difference
+  to a reference tagger below (:mod:`deepjet_nb.learning_curve`).
 - :func:`sculpting_plot`, :func:`mass_by_class_plot`: soft-drop-mass distributions of fat jets.
 
-One module per plot kind: ``roc``, ``distributions``, ``training``; ``base`` holds what they share.
+One module per plot kind: ``roc``, ``distributions``, ``training``, ``learning``; ``base`` holds what they share.
 
 Each object keeps the numbers it draws (``RocPlot.ratios``, ``HistogramPlot.histograms``,
 ``EfficiencyPlot.efficiencies``, ``ReweightingPlot.fractions``, ``HistoryPlot.series``,
@@ -28,10 +30,12 @@ from .base import (BACKGROUND_LINESTYLES, FLAVOUR_LABELS, METRIC_LABELS, Plot, c
                    plot_stems, room_for_legend, styled_subplots, tagger_colours)
 from .distributions import (EfficiencyPlot, EquivalencePlot, HistogramPlot, ReweightingPlot, mass_by_class_plot,
                             sculpting_plot)
+from .learning import LearningCurvePlot
 from .roc import BoostedRocPlot, RocPlot
 from .training import HistoryPlot, ParameterPlot
 
 __all__ = ["RocPlot", "BoostedRocPlot", "HistogramPlot", "EfficiencyPlot", "ReweightingPlot", "HistoryPlot",
-           "ParameterPlot", "EquivalencePlot", "FLAVOUR_LABELS", "METRIC_LABELS", "BACKGROUND_LINESTYLES",
+           "ParameterPlot", "LearningCurvePlot",
+           "EquivalencePlot", "FLAVOUR_LABELS", "METRIC_LABELS", "BACKGROUND_LINESTYLES",
            "tagger_colours", "experiment_label", "Plot", "cms_style", "styled_subplots", "plot_stems",
            "sculpting_plot", "mass_by_class_plot", "room_for_legend"]
