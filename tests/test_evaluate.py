@@ -418,6 +418,32 @@ def test_seed_spread_is_the_standard_deviation_over_the_seeds(taggers):
     assert "seed spread" in table and "deepjet (2 seeds)" in table
 
 
+def test_a_difference_carries_the_seed_spread_of_the_taggers_trained_with_seeds(taggers):
+    """Beside the paired test-sample error: the seed spreads of both taggers in quadrature, naming whose went in."""
+    import dataclasses
+
+    deepjet, deepcsv = taggers[0], taggers[1]
+    rng = np.random.default_rng(6)
+
+    def reseeded(tagger):
+        return dataclasses.replace(tagger, discriminants={k: v + rng.normal(0, 0.05, len(v))
+                                                          for k, v in tagger.discriminants.items()})
+
+    both = ev.compute_metrics(taggers, differences=[("deepjet", "deepcsv")],
+                              seeds={"deepjet": [reseeded(deepjet)], "deepcsv": [reseeded(deepcsv)]})
+    diff = both["deepjet"]["b_vs_udsg"]["minus"]["deepcsv"]
+    spreads = [both[t]["b_vs_udsg"]["eff_at_mistag_seed_std"]["0.01"] for t in ("deepjet", "deepcsv")]
+    assert diff["seed_std_of"] == ["deepcsv", "deepjet"]
+    assert diff["eff_at_mistag_seed_std"]["0.01"] == pytest.approx(np.hypot(*spreads))
+    assert "  seeds: deepcsv+deepjet" in ev.summary_table(both)
+
+    one = ev.compute_metrics(taggers, differences=[("deepjet", "deepcsv")], seeds={"deepcsv": [reseeded(deepcsv)]})
+    diff = one["deepjet"]["b_vs_udsg"]["minus"]["deepcsv"]
+    assert diff["seed_std_of"] == ["deepcsv"]  # DeepJet trained once: its spread is not in it, and that is said
+    assert "seed_std_of" not in ev.compute_metrics(taggers, differences=[("deepjet", "deepcsv")])[
+        "deepjet"]["b_vs_udsg"]["minus"]["deepcsv"]
+
+
 @pytest.mark.parametrize("value, err, scale, text", [
     (0.9397, 0.0012, 1.0, "0.940 ± 0.001"), (0.661, 0.007, 100, "66.1 ± 0.7"), (0.452, 0.013, 100, "45 ± 1"),
     (0.26, 0.046, 100, "26 ± 5"), (0.0734, 0.0096, 100, "7 ± 1"), (0.851, 0.0031, 100, "85.1 ± 0.3"),

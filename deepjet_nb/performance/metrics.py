@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -170,7 +172,24 @@ def compute_metrics(taggers: Sequence, *, tasks: Sequence[Task | str] | None = N
             if task in metrics[b.name]:
                 minus = metrics[a.name][task].setdefault("minus", {})
                 minus[b.name] = difference(a, b, resolve_task(a, task), mistags, n_boot=n_boot)
+                minus[b.name].update(_difference_seed_spread({a.name: metrics[a.name][task],
+                                                              b.name: metrics[b.name][task]}))
     return metrics
+
+
+def _difference_seed_spread(entries: Mapping[str, dict]) -> dict:
+    """The seed spread of a difference a − b, beside its paired error: the spreads of the two taggers (``entries``:
+    name → task entry) added in quadrature, their trainings being independent. A tagger trained with one seed has
+    no measured spread and adds nothing, so ``seed_std_of`` names the taggers whose spread is in it; {} when
+    neither has one."""
+    seeded = {name: e for name, e in entries.items() if "n_seeds" in e}
+    if not seeded:
+        return {}
+    keys = next(iter(seeded.values()))["eff_at_mistag_seed_std"]
+    return {"auc_seed_std": math.hypot(*(e["auc_seed_std"] for e in seeded.values())),
+            "eff_at_mistag_seed_std": {k: math.hypot(*(e["eff_at_mistag_seed_std"][k] for e in seeded.values()))
+                                       for k in keys},
+            "seed_std_of": sorted(seeded)}
 
 
 def skipped_tasks(taggers: Sequence,

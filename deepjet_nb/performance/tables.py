@@ -22,15 +22,20 @@ def summary_table(metrics: dict) -> str:
         for task, m in tasks.items():
             rows.append((tagger, task, _cells(m, columns, "_err", sign=False)))
             for other, d in m.get("minus", {}).items():
-                differences.setdefault((tagger, other), []).append(
-                    (f"{tagger} − {other}", task, _cells(d, columns, "_err", sign=True)))
+                rows_of_pair = differences.setdefault((tagger, other), [])
+                rows_of_pair.append((f"{tagger} − {other}", task, _cells(d, columns, "_err", sign=True)))
+                if "seed_std_of" in d:  # the training's error beside the test sample's
+                    spread = {"auc": d["auc_seed_std"], "eff_at_mistag": d["eff_at_mistag_seed_std"]}
+                    rows_of_pair.append((f"  seeds: {'+'.join(d['seed_std_of'])}", task,
+                                         _cells(spread, columns, None, sign=False, digits_of=d)))
             if "n_seeds" in m:
                 spreads.append((f"{tagger} ({m['n_seeds']} seeds)", task,
                                 _cells({"auc": m["auc_seed_std"], "eff_at_mistag": m["eff_at_mistag_seed_std"]},
                                        columns, None, sign=False, digits_of=m)))
     lines = [header, *_lines(rows)]
     if differences:
-        lines += ["", "paired differences (error: paired bootstrap over the same test jets)",
+        lines += ["", "paired differences (error: paired bootstrap over the same test jets; \"seeds:\" rows: the seed "
+                  "spread of the difference, from the taggers named)",
                   *_lines([row for pair in differences.values() for row in pair])]
     if spreads:
         lines += ["", "seed spread (standard deviation over training seeds)", *_lines(spreads)]
