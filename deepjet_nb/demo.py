@@ -2,8 +2,9 @@
 
 generate ttbar + QCD training samples and a held-out ttbar test sample -> convert with the DeepCSV and DeepJet
 configs -> train both networks, and a gradient-boosted-tree reference on the DeepCSV inputs, with the recipes
-that one validation-only procedure chose for all three (``DEMO_RECIPES``; DeepJet in a process of its own beside
-the other two, the two processes sharing the cores) -> predict on the test sample ->
+that one validation-only procedure chose for all three, each with three seeds (``DEMO_RECIPES``; DeepJet's first
+seeds in a process of its own beside the others, its last one where they ran once they are done, so that
+neither core idles) -> predict on the test sample ->
 evaluate against track counting, with the paired DeepJet − DeepCSV difference and the spread between training
 seeds -> export both networks for production, checked against training on the test sample. The conversion,
 training and evaluation steps run the pipeline notebooks of ``notebooks/`` with papermill; their executed
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import math
 import multiprocessing
 import sys
 import time
@@ -31,7 +33,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"  # the demo run
 TAGGERS = ("deepcsv", "deepjet")  # the networks: trained, exported
 BDT = "bdt_deepcsv"               # the boosted-tree reference, on the DeepCSV dataset
 ALL_TAGGERS = (*TAGGERS, BDT)
-SEPARATE = "deepjet"  # trained in a process of its own, beside the others (see run)
+SEPARATE = "deepjet"  # the longest trainings: most of its seeds run in a process of its own (see run)
 DIFFERENCES = (("deepjet", "deepcsv"), ("deepcsv", BDT), ("deepjet", BDT))  # a − b, paired over the test jets
 
 
@@ -74,10 +76,10 @@ SCALES = {
     # 33,000 events: ~140k generated training jets (about a third survive the pT-eta resampling to the b-jet
     # reference), ~35k test jets; generation and conversion take ~10.5 minutes on 2 free cores
     "default": Scale(ttbar_files=3, ttbar_events=7000, qcd_files=2, qcd_events=3000, test_events=6000,
-                     seeds={"deepcsv": 3, "deepjet": 1, BDT: 3}),
+                     seeds={"deepcsv": 3, "deepjet": 3, BDT: 3}),
     # a smoke test of the wiring (tests)
     "tiny": Scale(ttbar_files=2, ttbar_events=150, qcd_files=1, qcd_events=150, test_events=150,
-                  seeds={"deepcsv": 2, "deepjet": 1, BDT: 2},
+                  seeds={"deepcsv": 2, "deepjet": 2, BDT: 2},
                   recipes={"deepcsv": {"epochs": 1}, "deepjet": {"epochs": 2}, BDT: {"max_iter": 20}}, jobs=1),
 }
 
@@ -126,17 +128,22 @@ def run(out="runs/demo", scale: str = "default", seed: int = 1, seeds: int | Non
         _log(f"convert {len(train_files)} files with the {config} config")
         _notebook("convert", out, f"convert_{config}", inputs=[str(p) for p in train_files], config=config,
                   out_dir=str(out / "data" / config), jobs=size.jobs)
-    # DeepJet's trainings run in a process of their own, beside DeepCSV and the boosted trees: the two sequences
-    # share the two cores (alone, DeepJet uses both: benchmarks/train_speed.py, docs/reference.md §4).
+    # Two sequences of trainings share the two cores: DeepJet's first seeds in a process of its own, and here
+    # DeepCSV's and the boosted trees' seeds, then DeepJet's last seed, so that neither core idles while the
+    # other works through DeepJet alone (one DeepJet keeps 1.66 of the 2 cores busy: benchmarks/train_speed.py,
+    # docs/reference.md §4).
+    plan = {tagger: list(range(seeds or size.seeds[tagger])) for tagger in ALL_TAGGERS}
+    n_beside = math.ceil(len(plan[SEPARATE]) / 2)
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        beside = pool.submit(_train_seeds, out, size, SEPARATE, seed, seeds, test_files)
+        beside = pool.submit(_train_seeds, out, size, SEPARATE, seed, plan[SEPARATE][:n_beside], test_files)
         try:
-            done = {tagger: _train_seeds(out, size, tagger, seed, seeds, test_files)
+            done = {tagger: _train_seeds(out, size, tagger, seed, plan[tagger], test_files)
                     for tagger in ALL_TAGGERS if tagger != SEPARATE}
+            last = _train_seeds(out, size, SEPARATE, seed, plan[SEPARATE][n_beside:], test_files)
         except BaseException:
             _log(f"stopping: waiting for the {SEPARATE} training beside to end (rerun to resume both)")
             raise
-        done[SEPARATE] = beside.result()
+        done[SEPARATE] = beside.result() + last
     predictions = {tagger: done[tagger] for tagger in ALL_TAGGERS}
     _log("evaluate")
     _notebook("evaluate", out, "evaluate", predictions=[str(files[0]) for files in predictions.values()],
@@ -151,10 +158,10 @@ def run(out="runs/demo", scale: str = "default", seed: int = 1, seeds: int | Non
     return metrics
 
 
-def _train_seeds(out: Path, size: Scale, tagger: str, seed: int, seeds: int | None, test_files) -> list[Path]:
-    """Train ``tagger`` with each of its seeds (``seeds`` or the scale's) and predict; the prediction files."""
-    return [_train_and_predict(out, size, tagger, seed + i, test_files, first=i == 0)
-            for i in range(seeds or size.seeds[tagger])]
+def _train_seeds(out: Path, size: Scale, tagger: str, seed: int, indices: list[int], test_files) -> list[Path]:
+    """Train ``tagger`` with the seeds ``seed + i`` for ``i`` in ``indices`` (0: the first seed, whose files carry
+    the bare tagger name) and predict; the prediction files, in that order."""
+    return [_train_and_predict(out, size, tagger, seed + i, test_files, first=i == 0) for i in indices]
 
 
 def _train_and_predict(out: Path, size: Scale, tagger: str, seed: int, test_files, first: bool) -> Path:
@@ -211,7 +218,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="default", help="demo size (default: default)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the samples and the first training (default 1)")
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                        help="train every tagger with N seeds (default: 3 for DeepCSV and the BDT, 1 for DeepJet)")
+                        help="train every tagger with N seeds (default: 3)")
     args = parser.parse_args(argv)
     run(args.out, args.scale, args.seed, args.seeds)
     return 0

@@ -163,6 +163,8 @@ def infer(model, run: Run, chunk: dict[str, np.ndarray], batch_size: int = DEFAU
     n = len(chunk["label"])
     if n == 0:
         return np.zeros((0, len(run.classes)), np.float32)
+    if not hasattr(model, "predict_on_batch"):  # not Keras (the BDT's model, deepjet_nb.bdt): its own predict
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
     # Batches cut here, not by model.predict: for arrays Keras builds a tf.data pipeline whose parallel map
     # TensorFlow rewrites under op determinism (on after a training in the same process), logging a C++ error
     # line about it, a stderr box in a notebook. The forward passes are the same, batch for batch.
