@@ -16,7 +16,6 @@ def summary_table(metrics: dict) -> str:
     same columns."""
     keys = next((list(m["eff_at_mistag"]) for tasks in metrics.values() for m in tasks.values()), [])
     columns = (("AUC", None), *((f"eff@{float(k) * 100:g}%", k) for k in keys))
-    header = f"{'tagger':<24} {'task':<10} " + " ".join(f"{name:>15}" for name, _ in columns)
     rows, differences, spreads = [], {}, []
     for tagger, tasks in metrics.items():
         for task, m in tasks.items():
@@ -32,18 +31,20 @@ def summary_table(metrics: dict) -> str:
                 spreads.append((f"{tagger} ({m['n_seeds']} seeds)", task,
                                 _cells({"auc": m["auc_seed_std"], "eff_at_mistag": m["eff_at_mistag_seed_std"]},
                                        columns, None, sign=False, digits_of=m)))
-    lines = [header, *_lines(rows)]
+    difference_rows = [row for pair in differences.values() for row in pair]
+    width = max([24] + [len(name) + 1 for name, _, _ in (*rows, *difference_rows, *spreads)])
+    header = f"{'tagger':<{width}} {'task':<10} " + " ".join(f"{name:>15}" for name, _ in columns)
+    lines = [header, *_lines(rows, width)]
     if differences:
         lines += ["", "paired differences (error: paired bootstrap over the same test jets; \"seeds:\" rows: the seed "
-                  "spread of the difference, from the taggers named)",
-                  *_lines([row for pair in differences.values() for row in pair])]
+                  "spread of the difference, from the taggers named)", *_lines(difference_rows, width)]
     if spreads:
-        lines += ["", "seed spread (standard deviation over training seeds)", *_lines(spreads)]
+        lines += ["", "seed spread (standard deviation over training seeds)", *_lines(spreads, width)]
     return "\n".join(lines)
 
 
-def _lines(rows):
-    return [f"{name:<24} {task:<10} " + " ".join(f"{c:>15}" for c in cells) for name, task, cells in rows]
+def _lines(rows, width):
+    return [f"{name:<{width}} {task:<10} " + " ".join(f"{c:>15}" for c in cells) for name, task, cells in rows]
 
 
 def _cells(m, columns, err_suffix, *, sign, digits_of=None):
