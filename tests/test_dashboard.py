@@ -200,6 +200,7 @@ def test_stop_in_the_first_batch_leaves_a_resumable_run_and_the_tutorials_next_c
     if model == "deepjet":
         from deepjet_nb.models.layers import input_batchnorm_layers
         namespace["input_batchnorm_layers"] = input_batchnorm_layers
+        namespace["deepcsv_run"] = str(tmp_path / "no_deepcsv_run")  # 04 compares with 03's run when there is one
     for source in _cells_after_training(notebook):
         exec(compile(source, notebook, "exec"), namespace)  # raises if a cell does
     assert "no epoch finished" in capsys.readouterr().out
