@@ -102,14 +102,17 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, train_frac
 
 class BdtModel:
     """A trained BDT with the interface :func:`deepjet_nb.predict.predict` uses of a Keras model:
-    ``predict(x)`` with ``x`` a dict of input-group arrays (``groups``: the manifest's, in order), returning
-    (n, n_classes) probabilities."""
+    ``predict(x)`` and ``predict_on_batch(x)`` with ``x`` a dict of input-group arrays (``groups``: the
+    manifest's, in order), returning (n, n_classes) probabilities."""
 
     def __init__(self, classifier, inputs: dict, n_classes: int, threads: int = THREADS):
         self.classifier, self.groups, self.n_classes, self.threads = classifier, dict(inputs), n_classes, threads
 
     def predict(self, x: dict, batch_size=None, verbose=0) -> np.ndarray:
         return self.predict_flat(_flatten(x, self.groups))
+
+    def predict_on_batch(self, x: dict) -> np.ndarray:
+        return self.predict(x)
 
     def predict_flat(self, flat: np.ndarray) -> np.ndarray:
         probs = np.zeros((len(flat), self.n_classes), dtype=np.float64)

@@ -155,16 +155,15 @@ def predict_file(source: tuple[str, str], run_dir: str, which: str, shards, step
 
 
 def infer(model, run: Run, chunk: dict[str, np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-    """Class probabilities float32 ``(n, n_classes)`` of the Keras ``model`` on a converted ``chunk`` (input
-    groups of ``run``, as :func:`deepjet_nb.jets.iter_arrays` gives them), in forward passes of
-    ``batch_size`` jets: the numbers :func:`predict` writes."""
+    """Class probabilities float32 ``(n, n_classes)`` of ``model`` (Keras, or the BDT's with the same
+    ``predict_on_batch``) on a converted ``chunk`` (input groups of ``run``, as
+    :func:`deepjet_nb.jets.iter_arrays` gives them), in forward passes of ``batch_size`` jets: the numbers
+    :func:`predict` writes."""
     # A dict keyed by group feeds the inputs by name (the builders name each keras.Input after its group).
     x = {g: chunk[g] for g in run.inputs}
     n = len(chunk["label"])
     if n == 0:
         return np.zeros((0, len(run.classes)), np.float32)
-    if not hasattr(model, "predict_on_batch"):  # not Keras (the BDT's model, deepjet_nb.bdt): its own predict
-        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
     # Batches cut here, not by model.predict: for arrays Keras builds a tf.data pipeline whose parallel map
     # TensorFlow rewrites under op determinism (on after a training in the same process), logging a C++ error
     # line about it, a stderr box in a notebook. The forward passes are the same, batch for batch.

@@ -145,6 +145,21 @@ def load_mplhep():
     return mplhep
 
 
+def plain_log_ticks(axis, ticks: Sequence[float] | None = None, labels: Sequence[str] | None = None) -> None:
+    """Label the log-scale ``axis`` (``ax.xaxis`` or ``ax.yaxis``) with plain numbers and leave its minor ticks
+    unlabelled: at ``ticks`` (``labels``, default ``f"{t:g}"``), or at 1, 2 and 5 × 10ⁿ. Over a decade or two
+    a log axis labels its minor ticks too, in scientific notation, and the labels run into each other."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    if ticks is None:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    else:
+        axis.set_major_locator(FixedLocator(list(ticks)))
+        axis.set_major_formatter(FixedFormatter(list(labels) if labels is not None else [f"{t:g}" for t in ticks]))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def room_for_legend(ax, lines: int, *, line_share: float = 0.075) -> None:
     """Raise the top of ``ax``'s y axis so that a legend of ``lines`` lines (and a title) at the top of the axes
     sits above the data instead of over it; each line takes about ``line_share`` of the axes' height. Works on

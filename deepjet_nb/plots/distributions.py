@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..flavours import FLAVOUR_CODES
 from .base import (DISCRIMINANT_LABELS, FLAVOUR_COLOURS, FLAVOUR_LABELS, VARIABLE_LABELS, Plot, cms_style,
-                   experiment_label, load_mplhep, room_for_legend, styled_subplots)
+                   experiment_label, load_mplhep, plain_log_ticks, room_for_legend, styled_subplots)
 
 SDMASS_LABEL = "Soft-drop mass [GeV]"
 
@@ -190,8 +190,6 @@ class ReweightingPlot(Plot):
                 for key, shapes in self.fractions.items() if self.reference in shapes}
 
     def draw(self):
-        from matplotlib.ticker import NullFormatter
-
         mplhep = load_mplhep()
         self.close()
         with cms_style():
@@ -204,8 +202,7 @@ class ReweightingPlot(Plot):
                 # Over a decade the log axis labels its minor ticks too, and they run together: round values only.
                 ticks = [t for t in (20, 50, 100, 200, 500, 1000) if self.edges[0] <= t <= self.edges[-1]]
                 if ticks:
-                    ax.set_xticks(ticks, [str(t) for t in ticks])
-                    ax.xaxis.set_minor_formatter(NullFormatter())
+                    plain_log_ticks(ax.xaxis, ticks)
                 ax.set_xlabel(self.xlabel)
                 ax.legend(title=f"{key} reweighting", frameon=False, ncols=2)
                 room_for_legend(ax, math.ceil(len(self.fractions[key]) / 2) + 1)

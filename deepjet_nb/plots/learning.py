@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ArgumentError
-from .base import Plot, cms_style, experiment_label, room_for_legend, styled_subplots, tagger_colours
+from .base import (Plot, cms_style, experiment_label, plain_log_ticks, room_for_legend, styled_subplots,
+                   tagger_colours)
 
 # y-axis labels of the tasks a learning curve scores (deepjet_nb.learning_curve.FAMILIES)
 TASK_LABELS = {"b_vs_udsg": ("b", "udsg"), "top_vs_qcd": ("top", "QCD")}
@@ -64,7 +65,7 @@ class LearningCurvePlot(Plot):
         return fig
 
     def _axes(self, top, bottom):
-        from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+        from matplotlib.ticker import NullLocator
 
         signal, background = TASK_LABELS.get(self.task, (self.task, "background"))
         top.set_ylabel(f"{signal} eff. at {self.mistag:.0%} {background} mistag")
@@ -77,10 +78,9 @@ class LearningCurvePlot(Plot):
             bottom.legend(frameon=False, fontsize=13, loc="best")
         bottom.set_xscale("log", base=2)
         ticks = sorted({p["n_train"] for p in self.points})
-        bottom.xaxis.set_major_locator(FixedLocator(ticks))
-        bottom.set_xticklabels([f"{t:,}" for t in ticks], rotation=30, fontsize=14)
+        plain_log_ticks(bottom.xaxis, ticks, [f"{t:,}" for t in ticks])
+        bottom.tick_params(axis="x", labelrotation=30, labelsize=14)
         bottom.xaxis.set_minor_locator(NullLocator())
-        bottom.xaxis.set_minor_formatter(NullFormatter())
         bottom.set_xlabel("Training jets")
         lo, hi = min(ticks), max(ticks)
         bottom.set_xlim(lo / 2 ** 0.35, hi * 2 ** 0.35)

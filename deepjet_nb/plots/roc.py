@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 from .base import (BACKGROUND_LINESTYLES, Plot, cms_style, experiment_label, load_pyplot, styled_subplots,
-                   tagger_colours)
+                   plain_log_ticks, tagger_colours)
 
 
 class RocPlot(Plot):
@@ -119,7 +119,7 @@ class RocPlot(Plot):
                 ax_r.set_ylabel(f"{background} ratio", fontsize=18)
                 # Log: ratios of mistags span decades where a tagger is far behind the reference.
                 ax_r.set_yscale("log")
-                _readable_log_ticks(ax_r)
+                plain_log_ticks(ax_r.yaxis)
                 ax_r.axhline(1.0, color="grey", linewidth=1)
                 ax_r.grid(True, which="major", alpha=0.3)
             axes[-1].set_xlabel(f"{self.signal}-jet efficiency")
@@ -178,15 +178,3 @@ class BoostedRocPlot(Plot):
 def _linestyle(background: str) -> str:
     """CMS convention for the known flavours; solid for any other background class."""
     return BACKGROUND_LINESTYLES.get(background, "-")
-
-
-def _readable_log_ticks(ax) -> None:
-    """Label a short log axis at 1, 2, 5 × 10ⁿ as plain numbers (0.2, 0.5, 1, 2), minor ticks unlabelled: the
-    default labels every minor tick of a panel spanning less than a decade, in scientific notation, and they
-    run into each other."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArgumentError
-from .base import FLAVOUR_COLOURS, METRIC_LABELS, Plot, cms_style, experiment_label, styled_subplots
+from .base import FLAVOUR_COLOURS, METRIC_LABELS, Plot, cms_style, experiment_label, plain_log_ticks, styled_subplots
 
 
 class HistoryPlot(Plot):
@@ -104,8 +104,6 @@ class ParameterPlot(Plot):
 
     def draw(self):
         """Draw into a new figure and return it. Raises :class:`ArgumentError` with no series."""
-        from matplotlib.ticker import NullFormatter
-
         if not self.added:
             raise ArgumentError(f"ParameterPlot({self.parameter!r}): no series added")
         values = list(dict.fromkeys(v for x, *_ in self.added for v in x))
@@ -125,8 +123,7 @@ class ParameterPlot(Plot):
                 ax.set_xscale("log")
                 # Ticks at the scanned values only: over a decade or two the log axis labels its minor ticks
                 # too, and those labels run together.
-                ax.set_xticks([position[v] for v in values], [f"{v:g}" for v in values])
-                ax.xaxis.set_minor_formatter(NullFormatter())
+                plain_log_ticks(ax.xaxis, [position[v] for v in values])
             if not numeric:
                 ax.set_xticks(range(len(values)), [str(v) for v in values])
             ax.set_xlabel(self.parameter)
