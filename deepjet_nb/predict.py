@@ -166,9 +166,17 @@ def infer(model, run: Run, chunk: dict[str, np.ndarray], batch_size: int = DEFAU
         return np.zeros((0, len(run.classes)), np.float32)
     # Batches cut here, not by model.predict: for arrays Keras builds a tf.data pipeline whose parallel map
     # TensorFlow rewrites under op determinism (on after a training in the same process), logging a C++ error
-    # line about it, a stderr box in a notebook. The forward passes are the same, batch for batch.
-    parts = [model.predict_on_batch({g: v[i:i + batch_size] for g, v in x.items()}) for i in range(0, n, batch_size)]
+    # line about it, a stderr box in a notebook. Every batch is padded to batch_size jets (the padding's outputs
+    # dropped): one shape, so Keras traces its predict step once instead of once per chunk's last batch.
+    parts = [model.predict_on_batch({g: _padded(v[i:i + batch_size], batch_size) for g, v in x.items()})[:n - i]
+             for i in range(0, n, batch_size)]
     return np.asarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _padded(rows: np.ndarray, size: int) -> np.ndarray:
+    """``rows`` with zero rows appended up to ``size``."""
+    missing = size - len(rows)
+    return rows if missing <= 0 else np.concatenate([rows, np.zeros((missing, *rows.shape[1:]), rows.dtype)])
 
 
 @functools.lru_cache(maxsize=1)
