@@ -42,7 +42,7 @@ def main(argv=None) -> dict:
     result = lc.learning_curve(lc.datasets_in(args.data, args.taggers), args.test, args.out,
                                fractions=args.fractions, seeds=args.seeds, choose_lr=not args.no_choose_lr,
                                lr=dict(_lr(item) for item in args.lr),
-                               scale=_max_epochs(args.max_epochs),
+                               scale=_max_epochs(args.max_epochs), weights=args.weights,
                                log=lambda line: print(line, flush=True))
     plots = [str(p) for task in dict.fromkeys(p["task"] for p in result["points"])
              for p in LearningCurvePlot(result, task=task).savefig(f"{args.out}/learning_curve_{task}")]
@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
         print(f"{row['tagger']:>16} {row['fraction']:6.3f} {row['n_train']:>8} eff {_fmt(row['eff'])} ± "
               f"{_fmt(row['eff_err'])} (seeds ± {_fmt(row['eff_seed_std'])})  − {row['reference']}: "
               f"{_fmt(row['diff'])} ± {_fmt(row['diff_err'])}", flush=True)
-    summary = {"points": [{k: row[k] for k in ROW_KEYS} for row in result["points"]],
+    summary = {"weights": args.weights, "points": [{k: row[k] for k in ROW_KEYS} for row in result["points"]],
                "crossings": result["crossings"], "seeds": result["seeds"], "plots": plots,
                "cpu_s": round(time.process_time() - cpu, 1), "wall_s": round(time.perf_counter() - start, 1)}
     print(json.dumps(summary))
@@ -72,6 +72,9 @@ def _parser(lc) -> argparse.ArgumentParser:
                         help="a fixed learning rate for a tagger (not searched); repeatable")
     parser.add_argument("--max-epochs", action="append", default=[], metavar="[TAGGER=]N",
                         help="cap the epochs of every network's training (N), or of one tagger's; repeatable")
+    parser.add_argument("--weights", choices=("loss", "resample", "replacement"), default="loss",
+                        help="how every tagger uses the pT-eta weights of a dataset converted with weighting.apply: "
+                             "weight (default loss: per-jet loss weights; benchmarks/weighting.py compares them)")
     return parser
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .batches import WEIGHT_USES
 from .errors import ArgumentError
 from .models import MODEL_NAMES
 from .train import CREDENTIALS_STOP, VAL_AUC, VAL_BEFF, Trainer, _fmt
@@ -48,6 +49,11 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--val-fraction", type=float,
                    help="share of each input file's jets used for validation, seeded (default 0.2)")
+    p.add_argument("--train-fraction", type=float,
+                   help="seeded share of the training jets used, validation unchanged (learning curves; default 1)")
+    p.add_argument("--weights", choices=WEIGHT_USES,
+                   help="how training uses the jets' pT-eta weights: loss (per-jet loss weights, the default), "
+                        "resample or replacement (drawn from a dataset converted with weighting.apply: weight)")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
     p.add_argument("--in-memory", action="store_true", default=None, help="load all shards into memory")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
@@ -59,7 +65,8 @@ def register_cli(subparsers) -> None:
 def _cli_train(args) -> int:
     if not args.model and not args.resume:
         raise ArgumentError("--model is required (unless --resume continues a run)")
-    options = {"val_fraction": args.val_fraction, "patience": args.patience, "in_memory": args.in_memory,
+    options = {"val_fraction": args.val_fraction, "train_fraction": args.train_fraction, "weights": args.weights,
+               "patience": args.patience, "in_memory": args.in_memory,
                "deterministic": args.deterministic, "hyper": _hyper_options(args.hyper) or None}
     credentials = {"auto": "auto", "on": True, "off": False}[args.credentials]
     trainer = Trainer(args.model, args.data, args.out, resume=args.resume, dashboard="text", epochs=args.epochs,

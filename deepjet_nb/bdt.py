@@ -42,12 +42,13 @@ DEFAULTS = {"learning_rate": 0.1, "max_leaf_nodes": 31, "max_iter": 1000, "n_ite
 
 
 def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, train_fraction: float = 1.0,
-              threads: int = THREADS, **hyper) -> dict:
+              weights: str = "loss", threads: int = THREADS, **hyper) -> dict:
     """Train the BDT on the converted dataset ``data`` into the run directory ``out`` (created; it must not hold
     a run yet).
 
     ``seed`` and ``val_fraction`` choose the validation jets as :class:`~deepjet_nb.train.Trainer` does with
-    the same values, and ``train_fraction`` the same share of the training jets; ``threads``: OpenMP threads
+    the same values, and ``train_fraction`` the same share of the training jets; ``weights``: how the training
+    jets use their pT–η weights, as in training (:func:`deepjet_nb.batches.draw_by_weight`); ``threads``: OpenMP threads
     of scikit-learn (:data:`THREADS`); ``hyper``: keys of :data:`DEFAULTS`. Returns what is also written to
     ``train_config.json`` under ``"result"``: ``n_iter`` (boosting iterations kept), ``seconds`` (wall) and
     ``cpu_s``, and the validation metrics of the final model (``val_loss``, ``val_accuracy``, ``val_auc``,
@@ -58,7 +59,7 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, train_frac
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from .dataset import open_dataset
-    from .batches import check_train_fraction, split_jets
+    from .batches import check_train_fraction, draw_by_weight, split_jets
     from .validation import split_record, validation_metrics
 
     settings = _settings(hyper)
@@ -73,8 +74,11 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, train_frac
         raise RunError(f"{out}: already holds a run ({TRAIN_CONFIG}); choose another directory or delete it")
     dataset = open_dataset(data)
     dataset.verify()
-    split = split_jets(dataset.shard_jets(), val_fraction, seed, train_fraction)
+    train, validation = split_jets(dataset.shard_jets(), val_fraction, seed, train_fraction)
+    split = draw_by_weight(dataset, train, weights, seed), validation
     (x, y, w), (x_val, y_val, w_val) = (_jets(dataset, part) for part in split)
+    if weights != "loss":
+        w = np.ones_like(w)  # drawn by their weights: each drawn jet weighs 1
     start, cpu = time.perf_counter(), time.process_time()
     classifier = HistGradientBoostingClassifier(
         loss="log_loss", learning_rate=settings["learning_rate"], max_leaf_nodes=settings["max_leaf_nodes"],
@@ -89,13 +93,13 @@ def train_bdt(data, out, *, seed: int = 0, val_fraction: float = 0.2, train_frac
               "cpu_s": round(time.process_time() - cpu, 1),
               **validation_metrics(probs, y_val.astype(np.int64), w_val.astype(np.float64), dataset.manifest)}
     config = {"model": MODEL_NAME, "data": str(data), "seed": seed, "val_fraction": val_fraction,
-              "train_fraction": train_fraction, "hyper": settings,
+              "train_fraction": train_fraction, "weights": weights, "hyper": settings,
               "shards": dataset.shard_names, "data_config_hash": dataset.manifest.config_hash, "result": result}
     # model first, train_config.json last: its presence marks a finished BDT run
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / BDT_MODEL) as tmp:
         joblib.dump(classifier, tmp)
-    run.create(dataset.manifest, config, split=split_record(dataset, split, train_fraction))
+    run.create(dataset.manifest, config, split=split_record(dataset, split, train_fraction, weights))
     run.log(f"bdt: {settings} -> {result}")
     return result
 

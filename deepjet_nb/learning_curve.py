@@ -55,7 +55,7 @@ LEARNERS = {
     "deepcsv": Learner("deepcsv", "deepcsv", "flavour"),
     "deepjet": Learner("deepjet", "deepjet", "flavour"),
     "bdt_deepcsv": Learner(None, "deepcsv", "flavour"),
-    # fat-jet files each hold one process: batches mix classes only when every shard is in memory
+    # the fat-jet datasets are small: read once and shuffled across all files
     "pcnn": Learner("pcnn", "fatjet", "boosted", {"in_memory": True}),
     "bdt_substructure": Learner(None, "fatjet_substructure", "boosted"),
 }
@@ -65,7 +65,8 @@ FAMILIES = {"flavour": Family("b_vs_udsg", "bdt_deepcsv"), "boosted": Family("to
 def learning_curve(datasets: Mapping[str, str], test_files, out, *, fractions: Sequence[float] = FRACTIONS,
                    seeds: Sequence[int] = (1, 2), reference: str | None = None, choose_lr: bool = True,
                    lr: Mapping[str, float] | None = None, grid: Mapping | None = None, bdt_grid: Mapping | None = None,
-                   scale: Mapping | None = None, n_boot: int | None = None, log=print, **options) -> dict:
+                   scale: Mapping | None = None, n_boot: int | None = None, weights: str = "loss", log=print,
+                   **options) -> dict:
     """Train every tagger of ``datasets`` (:data:`LEARNERS` name → converted dataset) on each share of
     ``fractions`` of its training jets with every seed, predict on ``test_files`` (one list, or family → list)
     and score it against ``reference`` (default: its family's, :data:`FAMILIES`) on the same share.
@@ -75,7 +76,9 @@ def learning_curve(datasets: Mapping[str, str], test_files, out, *, fractions: S
     ``lr`` keeps that value, as does every one without ``choose_lr`` (default: the CMS recipe's, the BDT's).
     ``scale``: keywords of :func:`~deepjet_nb.recipes.scale_recipe` (``max_epochs``, ...) for every network,
     or tagger → keywords (e.g. ``{"deepjet": {"max_epochs": 5}}``: DeepJet is the slow one); ``n_boot``:
-    bootstrap replicas; ``options``: keywords of every network's :class:`~deepjet_nb.train.Trainer`.
+    bootstrap replicas; ``weights``: how every tagger, the BDT too, uses the jets' pT–η weights
+    (:func:`deepjet_nb.batches.draw_by_weight`); ``options``: keywords of every network's
+    :class:`~deepjet_nb.train.Trainer`.
 
     Returns (and writes to ``out/learning_curve.json``) ``{"mistag", "fractions", "seeds", "points",
     "crossings"}``: per tagger and share ``eff`` (mean over seeds of the efficiency at :data:`MISTAG`),
@@ -92,8 +95,8 @@ def learning_curve(datasets: Mapping[str, str], test_files, out, *, fractions: S
     fractions = sorted({check_train_fraction(f, "learning_curve") for f in fractions})
     references = _references(reference)
     settings = {"choose_lr": bool(choose_lr), "lr": _checked_lr(lr), "grid": dict(grid or {}),
-                "bdt_grid": dict(bdt_grid) if bdt_grid else None, "scale": _checked_scale(scale), "options": options,
-                "log": log}
+                "bdt_grid": dict(bdt_grid) if bdt_grid else None, "scale": _checked_scale(scale),
+                "options": {**options, "weights": _checked_weights(weights)}, "log": log}
     out = Path(out)
     points = [_point(tagger, str(data), fraction, seeds, out, tests[LEARNERS[tagger].family], settings)
               for tagger, data in datasets.items() for fraction in fractions]
@@ -144,7 +147,7 @@ def _point(tagger, data, fraction, seeds, out, test_files, settings) -> dict:
 
     learner = LEARNERS[tagger]
     where = out / "runs" / tagger / f"fraction={fraction:g}"
-    n_train = train_jets(data, seed=seeds[0], train_fraction=fraction)
+    n_train = train_jets(data, seed=seeds[0], train_fraction=fraction, weights=settings["options"]["weights"])
     recipe, runs = _recipe(tagger, data, fraction, n_train, seeds[0], where, settings)
     for seed in seeds:
         if seed not in runs:
@@ -172,7 +175,7 @@ def _recipe(tagger, data, fraction, n_train, seed, where, settings) -> tuple[dic
         return {"learning_rate": given or DEFAULTS["learning_rate"]}, {}
     if learner.model is None:
         chosen = recipes.choose_bdt(data, where / "choose", seed=seed, grid=settings["bdt_grid"],
-                                    train_fraction=fraction)["chosen"]
+                                    train_fraction=fraction, weights=settings["options"]["weights"])["chosen"]
         return chosen, {seed: where / "choose" / recipes.bdt_candidate_id(chosen)}
     if search:
         grid = recipes.candidates(learner.model, n_train, **settings["grid"], **settings["scale"](tagger))
@@ -193,7 +196,7 @@ def _train(learner, data, run_dir, seed, fraction, recipe, settings) -> None:
 
     run = Run(run_dir)
     if learner.model is None and not run.exists:  # a BDT run is written only when finished
-        train_bdt(data, run_dir, seed=seed, train_fraction=fraction, **recipe)
+        train_bdt(data, run_dir, seed=seed, train_fraction=fraction, weights=settings["options"]["weights"], **recipe)
     elif learner.model is None and any(run.train_config()["hyper"].get(k) != v for k, v in recipe.items()):
         raise RunError(f"{run_dir}: holds a BDT run with {run.train_config()['hyper']}, not {recipe}; remove it or "
                        f"use another output directory")  # as the Trainer refuses to resume a changed recipe
@@ -316,6 +319,14 @@ def _checked_lr(lr) -> dict:
     if lr:
         _checked_taggers(lr)
     return {t: number(v, f"lr[{t!r}]", "learning_curve", positive=True) for t, v in lr.items()}
+
+
+def _checked_weights(weights) -> str:
+    from .batches import WEIGHT_USES
+
+    if weights not in WEIGHT_USES:
+        raise ArgumentError(f"learning_curve: weights must be one of {WEIGHT_USES}, got {weights!r}", key="weights")
+    return weights
 
 
 def _checked_scale(scale):

@@ -76,14 +76,16 @@ def scale_recipe(model: str, n_train: int, *, min_steps: int = MIN_STEPS_PER_EPO
 
 
 def candidates(model: str, n_train: int, *, learning_rates=LEARNING_RATES, batch_factors=BATCH_FACTORS,
-               **scale) -> list[dict]:
+               batch_size: int | None = None, **scale) -> list[dict]:
     """The search grid of ``model`` for ``n_train`` training jets: :func:`scale_recipe` with each learning rate
     of ``learning_rates`` and each batch ``factor × scaled batch`` (at least :data:`MIN_BATCH`, a power of two
     as the scaled one is); the epoch cap follows the batch so that every candidate has the same step budget.
-    A model that freezes its input batch norms keeps the learning rate after the freeze
-    (``lr_after_freeze = lr``). Returns a list of recipe dicts with ``lr``."""
+    ``batch_size`` fixes the batch instead (``batch_factors`` are then not used), e.g. to compare samples of
+    different sizes at the same cost per step. A model that freezes its input batch norms keeps the learning
+    rate after the freeze (``lr_after_freeze = lr``). Returns a list of recipe dicts with ``lr``."""
     base = scale_recipe(model, n_train, **scale)
-    batches = sorted({max(MIN_BATCH, int(base["batch_size"] * f)) for f in batch_factors}, reverse=True)
+    batches = [int(batch_size)] if batch_size else \
+        sorted({max(MIN_BATCH, int(base["batch_size"] * f)) for f in batch_factors}, reverse=True)
     out = []
     for batch in batches:
         steps = math.ceil(n_train / batch)
@@ -97,13 +99,17 @@ def candidates(model: str, n_train: int, *, learning_rates=LEARNING_RATES, batch
     return out
 
 
-def train_jets(data, *, val_fraction: float = 0.2, seed: int = 0, train_fraction: float = 1.0) -> int:
+def train_jets(data, *, val_fraction: float = 0.2, seed: int = 0, train_fraction: float = 1.0,
+               weights: str = "loss") -> int:
     """How many jets of the converted dataset ``data`` train (the rest validate), as the Trainer splits them
-    (``train_fraction``: the share of them a learning-curve point keeps)."""
+    (``train_fraction``: the share of them a learning-curve point keeps; ``weights``: how they use their
+    weights, a jet drawn twice counting twice)."""
     from .dataset import open_dataset
-    from .batches import split_jets
+    from .batches import draw_by_weight, split_jets
 
-    train, _ = split_jets(open_dataset(data).shard_jets(), val_fraction, seed, train_fraction)
+    dataset = open_dataset(data)
+    train, _ = split_jets(dataset.shard_jets(), val_fraction, seed, train_fraction)
+    train = draw_by_weight(dataset, train, weights, seed)
     return int(sum(len(idx) for idx in train.values()))
 
 
@@ -114,14 +120,15 @@ def choose(model: str, data, out, *, seed: int = 0, grid: list[dict] | None = No
     into its own run directory ``out/<id>`` (:func:`candidate_id`; a finished run of an earlier call is reused,
     an interrupted one continued), and picks the lowest best validation loss. ``log`` gets one line per
     candidate; ``options`` go to every candidate's :class:`~deepjet_nb.train.Trainer` alike (e.g.
-    ``in_memory=True`` for a dataset whose files each hold one class). Returns ``{"model", "n_train", "seed", "chosen": recipe, "candidates": [recipe +
+    ``in_memory=True`` for a small dataset). Returns ``{"model", "n_train", "seed", "chosen": recipe, "candidates": [recipe +
     {"best_val_loss", "best_epoch", "val_beff_at_mistag_0.01" (at the best epoch), "epochs_run",
     "stop_reason", "train_s", "epoch_s", "cpu_s" (CPU seconds of this process for the candidate: 0 when it was
     reused)}]}``.
     """
     from .train import Trainer
 
-    n_train = train_jets(data, seed=seed, train_fraction=options.get("train_fraction", 1.0))
+    n_train = train_jets(data, seed=seed, train_fraction=options.get("train_fraction", 1.0),
+                         weights=options.get("weights", "loss"))
     grid = grid if grid is not None else candidates(model, n_train)
     if not grid:
         raise ArgumentError("choose: an empty grid")

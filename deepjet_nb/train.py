@@ -43,7 +43,6 @@ import dataclasses
 import math
 import threading
 import time
-import warnings
 
 import numpy as np
 
@@ -55,7 +54,6 @@ from .errors import ArgumentError, DatasetError, DeepJetError, RunError
 from .flavours import CLASS_FLAVOURS
 from .models import MODEL_NAMES, custom_layer_sources, reseed_dropout, resolve, source_changes
 from .run import CHECKPOINTS, MODEL_FILES, STATE_VERSION, Run
-from .batches import UnmixedShardsWarning, unmixed_shards
 from .train_config import RECIPES, RESUME_FIXED, TrainConfig, recipe_of
 from .validation import HEADLINE, VAL_AUC, VAL_BEFF, by_flavour, split_record, validation_metrics
 
@@ -178,7 +176,6 @@ class Trainer:
             self.stop_reason = "early stopping"
         self._stop_requested = False
         train = self._train_batches()
-        self._warn_unmixed(train)
         validation = self._split()[1]
         self._val = JetBatches(self.dataset, validation, batch_size=cfg.batch_size, shuffle=False,
                                buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory) \
@@ -525,16 +522,19 @@ class Trainer:
     # -- validation --------------------------------------------------------------------------------------
 
     def _split(self):
-        """(train, validation): shard name → jet indices (:func:`deepjet_nb.batches.split_jets`)."""
-        from .batches import split_jets
+        """(train, validation): shard name → jet indices (:func:`deepjet_nb.batches.split_jets`), the training
+        jets drawn by their weights as ``weights`` says (:func:`deepjet_nb.batches.draw_by_weight`)."""
+        from .batches import draw_by_weight, split_jets
 
+        cfg = self.config
         jets = self.dataset.shard_jets()
-        return split_jets({name: jets[name] for name in self.config.shards}, self.config.val_fraction,
-                          self.config.seed, self.config.train_fraction)
+        train, validation = split_jets({name: jets[name] for name in cfg.shards}, cfg.val_fraction, cfg.seed,
+                                       cfg.train_fraction)
+        return draw_by_weight(self.dataset, train, cfg.weights, cfg.seed), validation
 
     def split_record(self) -> dict:
         """What ``split.json`` holds: jets per source file and per class, for training and validation."""
-        return split_record(self.dataset, self._split(), self.config.train_fraction)
+        return split_record(self.dataset, self._split(), self.config.train_fraction, self.config.weights)
 
     def _validation_metrics(self) -> dict:
         """val_loss, val_accuracy (weighted like training), b vs udsg AUC and b-eff at 1 % mistag."""
@@ -579,14 +579,7 @@ class Trainer:
 
         cfg = self.config
         return JetBatches(self.dataset, self._split()[0], batch_size=cfg.batch_size, seed=cfg.seed,
-                          buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory)
-
-    def _warn_unmixed(self, train):
-        message = unmixed_shards(self.dataset, train.shards, self.config.buffer_shards, self.config.in_memory)
-        if message:
-            message = f"{self.config.data}: {message}"
-            warnings.warn(message, UnmixedShardsWarning, stacklevel=3)
-            self._log(f"warning: {message}")
+                          buffer_shards=cfg.buffer_shards, in_memory=cfg.in_memory, unit_weights=cfg.weights != "loss")
 
     def _make_dashboard(self, train):
         if self.dashboard_mode == "off":

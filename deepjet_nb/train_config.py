@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ._args import integer, number
-from .batches import check_train_fraction
+from .batches import WEIGHT_USES, check_train_fraction
 from .errors import ArgumentError
 from .models import MODEL_NAMES
 
@@ -50,6 +50,8 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.2
     train_fraction: float = 1.0  # seeded share of the training jets used (learning curves); validation unchanged
+    # how training uses the jets' pT–η weights: "loss", "resample" or "replacement" (batches.draw_by_weight)
+    weights: str = "loss"
     patience: int = 10
     lr_patience: int = 3
     lr_factor: float = 0.5
@@ -86,6 +88,8 @@ class TrainConfig:
         if not 0 <= number(self.val_fraction, "val_fraction", what) < 1:
             raise ArgumentError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         check_train_fraction(self.train_fraction, what)
+        if self.weights not in WEIGHT_USES:
+            raise ArgumentError(f"{what}: weights must be one of {WEIGHT_USES}, got {self.weights!r}", key="weights")
         if not isinstance(self.in_memory, bool):
             raise ArgumentError(f"{what}: in_memory must be True or False, got {self.in_memory!r}")
         if not (self.deterministic is None or isinstance(self.deterministic, bool)):
@@ -104,7 +108,7 @@ class TrainConfig:
 
 # Fields a resumed run must share with the stored one (epochs may grow; data may have moved).
 RESUME_FIXED = ("model", "batch_size", "lr", "lr_after_freeze", "freeze_input_bn_after", "seed", "val_fraction",
-                "train_fraction", "hyper", "shards", "data_config_hash")
+                "train_fraction", "weights", "hyper", "shards", "data_config_hash")
 
 
 def recipe_of(spec) -> dict:

@@ -27,18 +27,21 @@ HEADLINE = (VAL_BEFF, "b-eff @ 1% mistag")  # the validation metric the dashboar
 # class (signal, e.g. Top) with the last (background, e.g. QCD) on P(first) / (P(first) + P(last)).
 
 
-def split_record(dataset, split: tuple[dict, dict], train_fraction: float = 1.0) -> dict:
+def split_record(dataset, split: tuple[dict, dict], train_fraction: float = 1.0, weights: str = "loss") -> dict:
     """What ``split.json`` holds for ``split`` = (train, validation) shard → jet indices of ``dataset``: jets per
-    source file and per class, for training and validation, and ``train_fraction``, the share of the training
-    jets the split kept (:func:`deepjet_nb.batches.split_jets`)."""
-    record = {"train_fraction": float(train_fraction)}
+    source file and per class, for training and validation (a jet drawn twice counts twice; ``unique_jets``
+    counts it once), ``train_fraction``, the share of the training jets the split kept
+    (:func:`deepjet_nb.batches.split_jets`), and ``weights``, how the training jets used their weights
+    (:func:`deepjet_nb.batches.draw_by_weight`)."""
+    record = {"train_fraction": float(train_fraction), "weights": weights}
     for part, indices in zip(("train", "validation"), split):
         classes = np.zeros(len(dataset.classes), dtype=np.int64)
         for name, idx in indices.items():
             label = np.asarray(dataset.shard(name, mmap=True)["label"])[idx]
             classes += np.bincount(label, minlength=len(classes))
         record[part] = {"sources": {name: len(idx) for name, idx in indices.items()},
-                        "classes": dict(zip(dataset.classes, classes.tolist()))}
+                        "classes": dict(zip(dataset.classes, classes.tolist())),
+                        "unique_jets": int(sum(len(np.unique(idx)) for idx in indices.values()))}
     return record
 
 

@@ -36,6 +36,12 @@ def test_tiny_demo_writes_predictions_metrics_plots_and_notebooks(first_demo, ca
         assert (tmp_path / "notebooks" / f"convert_{tagger}.ipynb").exists()
     assert (tmp_path / "notebooks" / "evaluate.ipynb").exists()
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    # every selected jet kept with its pT-eta weight, and each tagger uses the weights as its recipe says
+    for config in demo.TAGGERS:
+        assert json.loads((tmp_path / "data" / config / "manifest.json").read_text())["weighting"]["apply"] == "weight"
+    for tagger in demo.ALL_TAGGERS:
+        split = json.loads((tmp_path / "train" / tagger / "split.json").read_text())
+        assert split["weights"] == demo.DEMO_RECIPES[tagger]["weights"]
     assert set(metrics) == {"deepcsv", "deepjet", "bdt_deepcsv", "track_counting"}
     for tasks in metrics.values():
         for task in ("b_vs_udsg", "b_vs_c", "c_vs_udsg"):

@@ -8,7 +8,6 @@ One short training for the module (a few thousand events, a model of a few thous
 """
 
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -119,18 +118,14 @@ def test_converted_dataset_holds_both_processes(events_dataset):
     assert np.bincount(arrays["label"]).tolist() == [1500, 1500]  # no selection, no reweighting
 
 
-@pytest.mark.slow
-def test_training_warns_when_streaming_windows_would_hold_one_class(events_dataset, tmp_path):
-    """Each event file is one process: a window of one of the two shards gives batches of one class."""
-    from deepjet_nb.train import Trainer, UnmixedShardsWarning
+def test_streaming_windows_of_one_shard_mix_both_processes(events_dataset):
+    """Each event file is one process: every streaming batch still holds both classes."""
+    from deepjet_nb.batches import JetBatches
+    from deepjet_nb.dataset import open_dataset
 
-    with pytest.warns(UnmixedShardsWarning, match="in_memory=True"):
-        Trainer("dense", events_dataset, tmp_path / "one", epochs=1, batch_size=256, dashboard="off",
-                buffer_shards=1).fit()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnmixedShardsWarning)
-        Trainer("dense", events_dataset, tmp_path / "mixed", epochs=1, batch_size=256, dashboard="off",
-                in_memory=True).fit()
+    batches = JetBatches(open_dataset(events_dataset), batch_size=256, seed=1, buffer_shards=1)
+    for _, label, _ in list(batches.epoch_batches(0))[:-1]:
+        assert set(np.unique(label)) == {0, 1}
 
 
 def test_dense_separates_ttbar_from_qcd(events_trainer):

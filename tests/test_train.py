@@ -51,19 +51,44 @@ def test_streaming_epoch_yields_every_jet_once_reshuffled_and_reproducibly(synth
     assert sizes == [48] * 5 + [16] and len(sizes) == stream.steps_per_epoch
 
 
-def test_streaming_holds_at_most_buffer_shards_in_memory(synthetic_deepjet):
+def test_streaming_holds_about_buffer_shards_worth_of_jets_in_memory(synthetic_deepjet):
     ds = open_dataset(synthetic_deepjet)
     reads = []
-    original = ds.shard
-    ds.shard = lambda name, mmap=False: reads.append([name]) or original(name, mmap=mmap)
+    original = JetBatches._read
     batches = JetBatches(ds, batch_size=32, seed=0, buffer_shards=1)
+    batches._read = lambda name, block=0, n_blocks=1: reads.append((name, block, n_blocks)) or \
+        original(batches, name, block, n_blocks)
     seen_before_first_batch = []
     for i, _ in enumerate(batches.epoch_batches(0)):
         if i == 0:
             seen_before_first_batch = list(reads)
-    # One shard read before the first batch; every shard read once per epoch, one at a time.
-    assert len(seen_before_first_batch) == 1 and all(len(r) == 1 for r in reads)
-    assert sorted(r[0] for r in reads) == sorted(ds.shard_names)
+    # Before the first batch: one block of each shard, as many blocks per shard as shards (a window holds one
+    # shard's worth of jets); over the epoch every block of every shard once.
+    n = len(ds.shard_names)
+    assert sorted(r[0] for r in seen_before_first_batch) == sorted(ds.shard_names)
+    assert {r[2] for r in reads} == {n}
+    assert sorted(reads) == sorted((name, b, n) for name in ds.shard_names for b in range(n))
+
+
+def test_streaming_batches_mix_every_file_even_when_each_file_is_one_class(synthetic_deepjet):
+    """Input files are often one process each: windows of whole files gave runs of batches from one file."""
+    ds = open_dataset(synthetic_deepjet)
+    owner = {}
+    for name in ds.shard_names:
+        for jet_id in ds.shard(name)["global"][:, 1]:
+            owner[float(jet_id)] = name
+    for seed in range(3):
+        batches = JetBatches(ds, batch_size=64, seed=seed, buffer_shards=1)
+        for epoch in range(2):
+            for x, _, _ in list(batches.epoch_batches(epoch))[:-1]:  # the last batch may be a short remainder
+                assert {owner[float(i)] for i in x["global"][:, 1]} == set(ds.shard_names)
+
+
+def test_streaming_of_one_window_reads_whole_shards(synthetic_deepjet):
+    ds = open_dataset(synthetic_deepjet)
+    one = JetBatches(ds, batch_size=48, seed=3, buffer_shards=len(ds.shard_names))
+    assert [len(y) for _, y, _ in one.epoch_batches(0)] == [48] * (ds.n_jets // 48) + [ds.n_jets % 48] * (
+        ds.n_jets % 48 > 0)
 
 
 def test_pipeline_rejects_unknown_shards(synthetic_deepjet):
