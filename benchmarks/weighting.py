@@ -13,7 +13,7 @@ All three validate on the same jets with the same weights. Within a use, the val
 recipe; across uses it does not compare alike, because rejection sampling also changes the class mixture the
 network learns (every b jet is kept, about one light jet in six), and a loss rewards matching the class mixture
 of the validation jets. Uses are therefore compared on ``val_beff_at_mistag_0.01``, the b efficiency at 1 %
-light mistag on the validation jets, unweighted as in evaluation, which does not depend on the class mixture:
+light mistag on the validation jets, unweighted as in evaluation, which depends on the class mixture far less:
 ``preferred`` is the use with the highest. For each network and each use, the recipe procedure of
 :mod:`deepjet_nb.recipes` picks the learning rate (``--lrs``) by the lowest validation loss, at one batch
 (``--batch-size``, the demo's) and one step budget, so every use costs the same training time whatever

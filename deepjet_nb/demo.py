@@ -1,8 +1,9 @@
 """The whole pipeline on the built-in default: ``make demo`` (``python -m deepjet_nb.demo --out runs/demo``).
 
 generate ttbar + QCD training samples and a held-out ttbar test sample -> convert with the DeepCSV and DeepJet
-configs -> train both networks, and a gradient-boosted-tree reference on the DeepCSV inputs, with the recipes
-that one validation-only procedure chose for all three, each with three seeds (``DEMO_RECIPES``; DeepJet's first
+configs, keeping every selected jet with its pT-eta weight -> train both networks, and a gradient-boosted-tree
+reference on the DeepCSV inputs, with the recipes and uses of the weights that one validation-only procedure
+chose for all three, each with three seeds (``DEMO_RECIPES``; DeepJet's first
 seeds in a process of its own beside the others, its last one where they ran once they are done, so that
 neither core idles) -> predict on the test sample ->
 evaluate against track counting, with the paired DeepJet − DeepCSV difference and the spread between training
@@ -80,7 +81,7 @@ DEMO_RECIPES = {
 
 SCALES = {
     # 33,000 events: ~134k generated training jets, 120k of them selected and kept with their pT-eta weights,
-    # ~35k test jets; generation and conversion take ~10.5 minutes on 2 free cores
+    # ~35k test jets; generation and conversion take about 3 minutes on 2 free cores
     "default": Scale(ttbar_files=3, ttbar_events=7000, qcd_files=2, qcd_events=3000, test_events=6000,
                      seeds={"deepcsv": 3, "deepjet": 3, BDT: 3}),
     # a smoke test of the wiring (tests)

@@ -108,3 +108,13 @@ def test_tutorial_dataset_refuses_an_unknown_weighting_before_any_work(tmp_path)
     with pytest.raises(ArgumentError, match="'reweight'"):
         tutorial_samples.dataset("deepcsv", events=10, weighting="reweight", directory=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_candidates_at_a_fixed_batch_give_every_sample_size_the_same_step_budget():
+    from deepjet_nb.recipes import candidates
+
+    for n_train in (34_544, 96_073):
+        grid = candidates("deepjet", n_train, learning_rates=(1e-3, 3e-3), batch_size=256, step_budget=4000)
+        assert [c["batch_size"] for c in grid] == [256, 256] and [c["lr"] for c in grid] == [1e-3, 3e-3]
+        steps = -(-n_train // 256)
+        assert grid[0]["epochs"] == -(-4000 // steps) and grid[0]["lr_after_freeze"] == 1e-3
