@@ -37,20 +37,9 @@ MODELS = ("deepcsv", "deepjet", "bdt")
 USES = ("resample", "loss", "replacement")
 
 
-def draws(data, seed: int, use: str) -> tuple[int, int]:
-    """(training draws, distinct training jets) of ``use`` on the dataset ``data``, as the Trainer draws them."""
-    import numpy as np
-
-    from deepjet_nb.batches import draw_by_weight, split_jets
-    from deepjet_nb.dataset import open_dataset
-
-    dataset = open_dataset(data)
-    train = draw_by_weight(dataset, split_jets(dataset.shard_jets(), 0.2, seed)[0], use, seed)
-    return sum(map(len, train.values())), sum(len(np.unique(idx)) for idx in train.values())
-
-
 def main(argv=None) -> dict:
     from deepjet_nb import recipes
+    from deepjet_nb.run import open_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True,
@@ -74,10 +63,11 @@ def main(argv=None) -> dict:
         results[model] = {}
         for use in args.uses:
             t0 = time.perf_counter()
-            n_draws, n_distinct = draws(dataset, args.seed, use)
+            n_draws = recipes.train_jets(dataset, seed=args.seed, weights=use)
             where = out / model / use
             if model == "bdt":
                 choice = recipes.choose_bdt(dataset, where, seed=args.seed, weights=use)
+                chosen_run = where / recipes.bdt_candidate_id(choice["chosen"])
             else:
                 lrs, budget = (args.deepjet_lrs, args.deepjet_step_budget) if model == "deepjet" else \
                     (args.lrs, args.step_budget)
@@ -85,6 +75,8 @@ def main(argv=None) -> dict:
                                         grid=recipes.candidates(model, n_draws, learning_rates=lrs,
                                                                 batch_size=args.batch_size, step_budget=budget),
                                         log=lambda line, use=use: print(f"{use}: {line}", flush=True))
+                chosen_run = where / recipes.candidate_id(choice["chosen"])
+            n_distinct = open_run(chosen_run).split()["train"]["unique_jets"]  # draws repeat jets
             best = min(choice["candidates"], key=lambda c: c[recipes.SCORE])
             results[model][use] = {"train_draws": n_draws, "train_distinct_jets": n_distinct,
                                    "chosen": choice["chosen"], recipes.SCORE: round(best[recipes.SCORE], 5),

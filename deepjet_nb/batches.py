@@ -21,12 +21,12 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ._seeding import named_rng
 from .errors import ArgumentError, DatasetError, DeepJetError
 
 Batch = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
@@ -234,8 +234,7 @@ def split_jets(shard_jets: Mapping[str, int], val_fraction: float, seed: int,
     the first jets of the same seeded order)."""
     train, validation = {}, {}
     for name, n in shard_jets.items():
-        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")])
-        order = rng.permutation(int(n))
+        order = named_rng(seed, name).permutation(int(n))
         n_val = int(round(val_fraction * n))
         n_train = int(round(train_fraction * (int(n) - n_val)))
         validation[name] = np.sort(order[:n_val])
@@ -283,9 +282,7 @@ def draw_by_weight(dataset, indices: Mapping[str, np.ndarray], how: str, seed: i
     out = {}
     for name, idx in indices.items():
         w, label = parts[name]
-        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"),
-                                     WEIGHT_USES.index(how)])
-        uniforms = rng.random(len(idx))
+        uniforms = named_rng(seed, name, WEIGHT_USES.index(how)).random(len(idx))
         if how == "resample":
             out[name] = idx[uniforms * peak[label] < w]
         else:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import math
 import shutil
 import sys
@@ -40,6 +39,7 @@ import numpy as np
 from ._args import integer, number
 from ._atomic import check_output, remove_stale, sha256_file
 from ._lock import output_lock
+from ._seeding import named_rng
 from .dataset import ARRAY_CHECKSUMS, FORMAT_VERSION, MANIFEST, SHARDS, SOURCE_CHECKSUMS, Manifest, ShardWriter
 from .dataset import file_checksum
 from .errors import ArgumentError, DatasetError, one_line
@@ -307,7 +307,7 @@ def _convert_file(path, shards_dir, cfg, normalisation, tables, step_size):
     norm = normalisation_arrays(cfg, normalisation)
     w = cfg.weighting
     # Seeded per file (not per worker) so local processes and Dask give the same bytes.
-    rng = np.random.default_rng([w.seed, int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "little")])
+    rng = named_rng(w.seed, stem)
     groups = {g.name: g.shape for g in cfg.inputs}
     with _objects_before_frozen(), ShardWriter(shards_dir, stem, groups, len(cfg.spectators)) as shard:
         resample = None

@@ -132,6 +132,7 @@ class Trainer:
             self._refuse_existing_run()
             self.config = self._new_config(str(data), given)
         self.model = None
+        self._parts = None  # (train, validation) jet indices, drawn once (_split)
         self.history: list[dict] = []
         self.stop_reason: str | None = None  # None (all epochs), "stopped", "early stopping", "interrupted"
         self.dashboard = None
@@ -526,11 +527,13 @@ class Trainer:
         jets drawn by their weights as ``weights`` says (:func:`deepjet_nb.batches.draw_by_weight`)."""
         from .batches import draw_by_weight, split_jets
 
-        cfg = self.config
-        jets = self.dataset.shard_jets()
-        train, validation = split_jets({name: jets[name] for name in cfg.shards}, cfg.val_fraction, cfg.seed,
-                                       cfg.train_fraction)
-        return draw_by_weight(self.dataset, train, cfg.weights, cfg.seed), validation
+        if self._parts is None:  # the fields it depends on cannot change for a run (RESUME_FIXED)
+            cfg = self.config
+            jets = self.dataset.shard_jets()
+            train, validation = split_jets({name: jets[name] for name in cfg.shards}, cfg.val_fraction, cfg.seed,
+                                           cfg.train_fraction)
+            self._parts = draw_by_weight(self.dataset, train, cfg.weights, cfg.seed), validation
+        return self._parts
 
     def split_record(self) -> dict:
         """What ``split.json`` holds: jets per source file and per class, for training and validation."""
